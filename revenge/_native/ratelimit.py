@@ -1,0 +1,24 @@
+"""Selector for the ratelimit hot path: the compiled twin unless disabled or unavailable."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import _compat
+
+if TYPE_CHECKING:
+    from ._ratelimit_py import *  # noqa: F403
+else:
+    _native = False
+    if _compat.USE_EXTENSIONS:
+        try:
+            from ._ratelimit_c import *  # noqa: F403
+            from ._ratelimit_c import __all__  # noqa: F401
+
+            _native = True
+        except ImportError:  # not built: fall back, and let /version say so
+            pass
+    if not _native:
+        from ._ratelimit_py import *  # noqa: F403
+        from ._ratelimit_py import __all__  # noqa: F401
+    IS_NATIVE = _native
+    _compat.record("ratelimit", _native)

@@ -1,0 +1,114 @@
+"""The ``revenge`` command line: serve, config check, demo-media, --version."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .core.errors import ConfigError, FatalError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="revenge", description="Playback core of a self-hosted media server.")
+    p.add_argument("--version", action="version", version=f"revenge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the server (granian + uvloop)")
+    s.add_argument("--config", help="YAML config file layered over configs/config.yaml")
+    s.add_argument("--host", help="bind address (server.host)")
+    s.add_argument("--port", type=int, help="bind port (server.port)")
+    s.add_argument("--data-dir", help="data directory (server.data_dir)")
+    s.add_argument("--library", action="append", help="media folder (library.paths); repeatable")
+
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    chk = csub.add_parser("check", help="validate a config file and print each problem")
+    chk.add_argument("file")
+
+    d = sub.add_parser("demo-media", help="write a small demo library with ffmpeg")
+    d.add_argument("dir")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    server: dict[str, Any] = {}
+    if args.host:
+        server["host"] = args.host
+    if args.port is not None:
+        server["port"] = args.port
+    if args.data_dir:
+        server["data_dir"] = args.data_dir
+    out: dict[str, Any] = {"server": server} if server else {}
+    if args.library:
+        out["library"] = {"paths": args.library}
+    return out
+
+
+def _print_problems(err: ConfigError) -> None:
+    print("revenge: the configuration is invalid:", file=sys.stderr)
+    for p in err.problems:
+        print(f"  {p['key']}: {p['message']}", file=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .core.config import load_config, load_layers
+    from .demo import generate_demo_media
+    from .runtime import ensure_secret
+    from .server import run_server
+
+    overrides = _overrides(args)
+    cfg = load_config(args.config, overrides=overrides)
+    layers = load_layers(args.config, overrides=overrides)
+    data_dir = Path(cfg.server.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.library.paths:
+        demo = data_dir / "demo"
+        generate_demo_media(demo, progress=lambda m: print(f"revenge: demo library: {m}", file=sys.stderr))
+    if not cfg.auth.api_keys:
+        key = ensure_secret(data_dir, "api_key")
+        print(f"revenge: API key (stored in {data_dir / 'api_key'}): {key}", file=sys.stderr)
+    print(f"revenge: serving on http://{cfg.server.host}:{cfg.server.port}", file=sys.stderr, flush=True)
+    run_server(cfg, layers)
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from .core.config import load_config
+
+    load_config(args.file, environ={})
+    print(f"{args.file}: valid")
+    return 0
+
+
+def cmd_demo_media(args: argparse.Namespace) -> int:
+    from .demo import generate_demo_media
+
+    for path in generate_demo_media(Path(args.dir), progress=lambda m: print(m, file=sys.stderr)):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "config":
+            return cmd_config_check(args)
+        if args.command == "demo-media":
+            return cmd_demo_media(args)
+    except ConfigError as err:
+        _print_problems(err)
+        return 2
+    except FatalError as err:
+        print(f"revenge: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Every metric revenge exports, declared once with the names, labels and buckets of
+observability.md. Components receive the ``Instruments`` they update; gauges that describe
+current state are callbacks bound by the owning component at wiring time (exact, never drift).
+"""
+from __future__ import annotations
+
+from .metrics import Counter, Gauge, Histogram, Info, Registry
+
+BUCKETS_A = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BUCKETS_B = (0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 9, 12, 20, 30, 60)
+BUCKETS_C = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+BUCKETS_D = (1, 5, 15, 60, 300, 900, 3600, 10800)
+
+
+class Instruments:
+    def __init__(self, registry: Registry) -> None:
+        r = registry
+        self.registry = r
+        self.build_info = Info("revenge_build", "Build information (always 1).", ["version", "git_commit", "native"], registry=r)
+        self.http_requests = Counter(
+            "revenge_http_requests_total", "HTTP responses sent.", ["method", "route", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "revenge_http_request_duration_seconds",
+            "Request start to last body byte.",
+            ["method", "route"],
+            buckets=BUCKETS_A,
+            registry=r,
+        )
+        self.http_in_flight = Gauge("revenge_http_requests_in_flight", "Requests started and not finished.", ["route"], registry=r)
+        self.http_bytes = Counter("revenge_http_response_bytes_total", "Body bytes actually written.", ["route"], registry=r)
+        self.rate_limited = Counter("revenge_rate_limited_total", "429 answers.", ["policy"], registry=r)
+        self.health_check_status = Gauge(
+            "revenge_health_check_status", "1 passing, 0 failing (latest cached result).", ["check", "category"], registry=r
+        )
+        self.health_check_latency = Gauge(
+            "revenge_health_check_latency_seconds", "Duration of the latest run of each check.", ["check"], registry=r
+        )
+        self.health_status = Gauge(
+            "revenge_health_status", "1 for the current overall status, 0 for the others.", ["status"], registry=r
+        )
+        self.config_reloads = Counter(
+            "revenge_config_reloads_total", "Reload attempts that changed something.", ["result"], registry=r
+        )
+        self.config_last_reload_success = Gauge(
+            "revenge_config_last_reload_success", "1 after a good reload (and at start), 0 after a failed one.", registry=r
+        )
+        self.config_last_reload_ts = Gauge(
+            "revenge_config_last_reload_timestamp_seconds", "Unix time of the last reload attempt.", registry=r
+        )
+        self.config_restart_required = Gauge(
+            "revenge_config_restart_required", "1 while restart-only changes are pending.", registry=r
+        )
+        self.segment_cache_hits = Counter("revenge_segment_cache_hits_total", "Memory segment cache hits.", registry=r)
+        self.segment_cache_misses = Counter("revenge_segment_cache_misses_total", "Memory segment cache misses.", registry=r)
+        self.segment_cache_evictions = Counter(
+            "revenge_segment_cache_evictions_total", "Memory segment cache entries evicted.", ["reason"], registry=r
+        )
+        self.segment_cache_bytes = Gauge("revenge_segment_cache_bytes", "Memory segment cache size.", registry=r)
+        self.segment_cache_entries = Gauge("revenge_segment_cache_entries", "Memory segment cache entries.", registry=r)
+        self.segment_cache_max_bytes = Gauge("revenge_segment_cache_max_bytes", "Memory segment cache bound.", registry=r)
+        self.memory_pressure_ratio = Gauge("revenge_memory_pressure_ratio", "System memory in use, 0-1.", registry=r)
+        self.memory_pressure_level = Gauge("revenge_memory_pressure_level", "0 normal, 1 high, 2 critical.", registry=r)

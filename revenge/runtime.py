@@ -1,0 +1,166 @@
+"""The running instance: everything built from one validated config, started and stopped in order.
+
+The web layer receives a ``Runtime`` and calls into it; nothing in here knows about HTTP. Start-up
+order follows lifecycle.md: config → data dir and secrets → services → health checks → ready.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from . import __version__
+from ._native import _compat
+from .core.config import Config
+from .observability.health import CheckFailed, HealthChecker, Report
+from .observability.instruments import Instruments
+from .observability.metrics import Registry
+from .observability.process import register_process_metrics
+
+log = logging.getLogger("revenge")
+
+
+def git_commit() -> str:
+    env = os.environ.get("REVENGE_GIT_COMMIT")
+    if env:
+        return env
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=2, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def find_ffmpeg(configured: str = "ffmpeg") -> str | None:
+    """The configured ffmpeg if it runs from PATH, else imageio-ffmpeg's bundled static binary."""
+    found = shutil.which(configured)
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # not installed or no binary for this platform
+        return None
+
+
+def ensure_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in ``data_dir`` (created once with mode 0600, reused afterwards)."""
+    path = data_dir / name
+    try:
+        value = path.read_text(encoding="ascii").strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = Path(config.server.data_dir).resolve()
+        self.started_at = time.monotonic()
+        self.version = __version__
+        self.git_commit = git_commit()
+        self.native = _compat.all_native()
+        self.registry = Registry(max_series=config.metrics.max_series)
+        self.metrics = Instruments(self.registry)
+        register_process_metrics(self.registry)
+        self.metrics.build_info.labels(self.version, self.git_commit, "true" if self.native else "false")
+        self.health = HealthChecker(config.health.cache_ttl, config.health.default_timeout, self._export_health)
+        self.state = "starting"  # starting → ready → stopping
+        self.api_keys: list[str] = []
+        self._ffmpeg: str | None = None
+        self._ffmpeg_checked = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.api_keys = list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")]
+        self._register_checks()
+        self.metrics.config_last_reload_success.set(1)
+        self.metrics.config_last_reload_ts.set(time.time())
+        self.state = "ready"
+        log.info("revenge %s ready (native=%s)", self.version, self.native)
+
+    async def stop(self) -> None:
+        self.state = "stopping"
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at
+
+    # --- health ------------------------------------------------------------------------------
+    def _register_checks(self) -> None:
+        h = self.health
+        h.register("lifecycle", "critical", self._check_lifecycle)
+        h.register("disk_space", "warm", self._check_disk_space, blocking=True)
+        h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
+        h.register("memory", "warm", self._check_memory, blocking=True)
+        h.register("config", "cold", self._check_config)
+
+    def _check_lifecycle(self) -> None:
+        if self.state == "starting":
+            raise CheckFailed("starting")
+        if self.state == "stopping":
+            raise CheckFailed("shutting down")
+
+    def _check_disk_space(self) -> None:
+        free = shutil.disk_usage(self.data_dir).free
+        if free < self.config.health.min_free_bytes:
+            raise CheckFailed(f"only {free // (1024 * 1024)} MiB free in the data directory")
+        if not os.access(self.data_dir, os.W_OK):
+            raise CheckFailed("the data directory is not writable")
+
+    def _check_ffmpeg(self) -> None:
+        if not self._ffmpeg_checked:
+            exe = find_ffmpeg(self.config.transcoder.ffmpeg_path)
+            if exe is not None:
+                try:
+                    ok = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=5).returncode == 0
+                except (OSError, subprocess.SubprocessError):
+                    ok = False
+                exe = exe if ok else None
+            self._ffmpeg = exe
+            self._ffmpeg_checked = True
+        if self._ffmpeg is None:
+            raise CheckFailed("ffmpeg was not found or does not run")
+
+    def _check_memory(self) -> None:
+        ratio = psutil.virtual_memory().percent / 100.0
+        if ratio >= self.config.cache.memory.critical_pressure:
+            raise CheckFailed(f"system memory use is {ratio:.0%}, above the critical threshold")
+
+    def _check_config(self) -> None:
+        if self.metrics.config_last_reload_success._only().get() != 1:
+            raise CheckFailed("the last configuration reload failed")
+
+    def _export_health(self, report: Report) -> None:
+        m = self.metrics
+        for name, r in report.results.items():
+            m.health_check_status.labels(name, r.category).set(1 if r.status == "healthy" else 0)
+            m.health_check_latency.labels(name).set(r.latency_ms / 1000.0)
+        for s in ("healthy", "degraded", "unhealthy"):
+            m.health_status.labels(s).set(1 if report.status == s else 0)
+
+    async def health_report(self) -> Report:
+        return await self.health.report()
+

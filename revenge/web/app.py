@@ -1,0 +1,104 @@
+"""The ASGI application: lifespan, routing on the raw path, and the middleware stack.
+
+Kept thin on purpose (Starlette-sized): routing decides the template once, the middleware reads it
+for metric labels, and a handler parses the request, calls one service and writes the answer.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..core.config import Config
+from ..runtime import Runtime
+from .handlers.system import SystemHandlers
+from .middleware.metrics import MetricsMiddleware
+from .middleware.request_id import RequestIdMiddleware
+from .responses import send_error
+from .router import Match, Router
+from .types import Receive, Scope, Send
+
+log = logging.getLogger("revenge.web")
+
+
+class RevengeApp:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.runtime = Runtime(config)
+        self.router = Router()
+        self._add_routes()
+        self._stack = RequestIdMiddleware(MetricsMiddleware(self._dispatch, self.runtime.metrics))
+
+    def _add_routes(self) -> None:
+        r = self.router
+        sysh = SystemHandlers(self.runtime)
+        r.add("GET", "/health/live", sysh.live)
+        r.add("GET", "/health/ready", sysh.ready)
+        r.add("GET", "/health/status", sysh.status)
+        r.add("GET", "/metrics", sysh.metrics)
+        r.add("GET", "/version", sysh.version)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            raw = scope.get("raw_path")
+            path = raw.decode("latin-1") if raw else scope["path"]
+            qpos = path.find("?")
+            if qpos >= 0:
+                path = path[:qpos]
+            match = self.router.match(scope["method"], path)
+            scope["revenge.match"] = match
+            scope["revenge.route"] = match.template
+            await self._stack(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match: Match = scope["revenge.match"]
+        if match.route is None:
+            await send_error(send, 404, "not_found", "No such resource.")
+            return
+        if match.handler is None:
+            await send_error(send, 405, "method_not_allowed", "This method is not allowed here.",
+                             [(b"allow", match.route.allow_header().encode())])
+            return
+        try:
+            await match.handler(scope, receive, send, **match.params)
+        except Exception:
+            log.exception("unhandled error (request %s)", scope.get("revenge.request_id"))
+            raise
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: dict[str, Any] = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.runtime.stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app() -> RevengeApp:
+    """Factory for granian workers: the CLI validated the config and passed its layers on."""
+    import os
+
+    import orjson
+
+    from ..core.config.schema import build
+
+    data = orjson.loads(os.environ.get("REVENGE_INTERNAL_CONFIG_JSON", "{}"))
+    cfg, problems = build(data)
+    if cfg is None:
+        raise SystemExit(f"invalid configuration: {problems}")
+    from ..logs import setup_logging
+
+    setup_logging(cfg.logging.level, cfg.logging.format)
+    return RevengeApp(cfg)
