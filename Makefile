@@ -1,0 +1,63 @@
+# Two commands do all set-up on a fresh machine:
+#   make serve   – creates .venv, builds the native modules, serves on 127.0.0.1:8096
+#   make test    – same set-up, test tools where they can be installed, then the whole suite
+#                  twice: with the Cython twins, and with REVENGE_NO_EXTENSIONS=1 (pure Python)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
+PYTEST_ARGS ?=
+
+.PHONY: serve test test-native test-pure bench tools build annotate debug clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel "Cython>=3.0,<4"
+
+$(STAMP): $(PY) pyproject.toml setup.py $(NATIVE_SRC)
+	REVENGE_NO_EXTENSIONS=1 $(PIP) install --quiet --no-build-isolation -e ".[test]"
+	$(PY) setup.py --quiet build_ext --inplace
+	touch $(STAMP)
+
+build: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/revenge serve $(ARGS)
+
+# Debian test tools (ffmpeg, promtool); best effort: tests that need a missing tool skip and say so.
+tools:
+	@need=""; command -v ffmpeg >/dev/null || need="$$need ffmpeg"; \
+	command -v promtool >/dev/null || need="$$need prometheus"; \
+	if [ -n "$$need" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing test tools:$$need"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null 2>&1; } || \
+		echo "could not install$$need; the tests that need them will skip"; \
+	fi
+
+test: $(STAMP) tools test-native test-pure
+
+test-native: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-pure: $(STAMP)
+	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
+	mkdir -p .benchmarks
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only --benchmark-json=.benchmarks/last.json $(PYTEST_ARGS)
+	$(PY) benchmarks/report.py .benchmarks/last.json
+
+annotate: $(PY)
+	REVENGE_ANNOTATE=1 $(PY) setup.py --quiet build_ext --inplace --force
+	@echo "annotations: revenge/_native/*.html"
+
+debug: $(PY)
+	REVENGE_DEBUG_BUILD=1 REVENGE_CYTHON_TRACE=1 $(PY) setup.py --quiet build_ext --inplace --force
+
+clean:
+	rm -rf build revenge/_native/*.c revenge/_native/*.so revenge/_native/*.html $(VENV)

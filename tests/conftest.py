@@ -1,0 +1,156 @@
+"""Shared fixtures: both twins of every native module, and a real ``revenge serve``.
+
+The twin fixtures follow aio-libs: one suite, parametrized over the compiled and the pure module,
+so the pure twin stays the executable specification. ``--no-native`` (used with
+``REVENGE_NO_EXTENSIONS=1``) drops the compiled parameter.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-native", action="store_true", default=False, help="skip tests of the compiled twins")
+
+
+def _twin_params(name: str) -> list:
+    return [
+        pytest.param(f"revenge._native._{name}_c", id="native", marks=pytest.mark.native),
+        pytest.param(f"revenge._native._{name}_py", id="pure"),
+    ]
+
+
+def _load(request: pytest.FixtureRequest) -> ModuleType:
+    modname = request.param
+    if modname.endswith("_c") and request.config.getoption("--no-native"):
+        pytest.skip("compiled twins disabled (--no-native)")
+    return importlib.import_module(modname)
+
+
+@pytest.fixture(params=_twin_params("segcache"))
+def segcache(request: pytest.FixtureRequest) -> ModuleType:
+    return _load(request)
+
+
+@pytest.fixture(params=_twin_params("ratelimit"))
+def ratelimit(request: pytest.FixtureRequest) -> ModuleType:
+    return _load(request)
+
+
+@pytest.fixture(params=_twin_params("metrics"))
+def metrics_impl(request: pytest.FixtureRequest) -> ModuleType:
+    return _load(request)
+
+
+@pytest.fixture(params=_twin_params("ranges"))
+def ranges(request: pytest.FixtureRequest) -> ModuleType:
+    return _load(request)
+
+
+# --- real server ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo library, generated once per test session with real ffmpeg."""
+    target = tmp_path_factory.mktemp("demo-media")
+    subprocess.run([sys.executable, "-m", "revenge", "demo-media", str(target)], check=True,
+                   capture_output=True, timeout=300)
+    return target
+
+
+class ServerProcess:
+    def __init__(self, base_url: str, proc: subprocess.Popen[bytes], data_dir: Path, log_path: Path) -> None:
+        self.base_url = base_url
+        self.proc = proc
+        self.data_dir = data_dir
+        self.log_path = log_path
+
+    @property
+    def api_key(self) -> str:
+        return (self.data_dir / "api_key").read_text().strip()
+
+    def client(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10.0, **kw)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def start_server(
+    tmp_path: Path,
+    library: Path | None,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    config_text: str | None = None,
+) -> ServerProcess:
+    port = free_port()
+    data_dir = tmp_path / "var"
+    log_path = tmp_path / "server.log"
+    args = [sys.executable, "-m", "revenge", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(data_dir)]
+    if library is not None:
+        args += ["--library", str(library)]
+    if config_text is not None:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(config_text)
+        args += ["--config", str(cfg)]
+    args += extra_args or []
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_") or k == "REVENGE_NO_EXTENSIONS"}
+    full_env.update(env or {})
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path))
+    logf.close()
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, data_dir, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"revenge serve exited with {proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/health/live", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"revenge serve did not answer within 60 s:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, demo_media: Path) -> Iterator[ServerProcess]:
+    """A real ``revenge serve`` on a free 127.0.0.1 port with a temporary data dir."""
+    tmp = tmp_path_factory.mktemp("server")
+    srv = start_server(tmp, demo_media)
+    try:
+        yield srv
+    finally:
+        srv.stop()
