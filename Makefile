@@ -49,7 +49,7 @@ test-pure: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
 	mkdir -p .benchmarks
-	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only --benchmark-json=.benchmarks/last.json $(PYTEST_ARGS)
+	cd benchmarks && ../$(PY) -m pytest -q -p no:cacheprovider --benchmark-json=../.benchmarks/last.json $(PYTEST_ARGS)
 	$(PY) benchmarks/report.py .benchmarks/last.json
 
 annotate: $(PY)

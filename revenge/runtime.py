@@ -14,8 +14,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
-
 from . import __version__
 from ._native import _compat
 from .core.config import Config
@@ -23,6 +21,8 @@ from .observability.health import CheckFailed, HealthChecker, Report
 from .observability.instruments import Instruments
 from .observability.metrics import Registry
 from .observability.process import register_process_metrics
+from .playback.cache.memory import MemorySegmentCache
+from .playback.cache.pressure import MemoryPressureMonitor
 
 log = logging.getLogger("revenge")
 
@@ -90,12 +90,17 @@ class Runtime:
         self.api_keys: list[str] = []
         self._ffmpeg: str | None = None
         self._ffmpeg_checked = False
+        self.memory_cache = MemorySegmentCache(config.cache.memory, self.metrics)
+        self.memory_monitor = MemoryPressureMonitor(self.memory_cache, config.cache.memory, self.metrics)
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.api_keys = list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")]
         self._register_checks()
+        self.memory_monitor.check()
+        self._tasks.append(asyncio.get_running_loop().create_task(self.memory_monitor.run(), name="memory_monitor"))
         self.metrics.config_last_reload_success.set(1)
         self.metrics.config_last_reload_ts.set(time.time())
         self.state = "ready"
@@ -103,6 +108,11 @@ class Runtime:
 
     async def stop(self) -> None:
         self.state = "stopping"
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.memory_cache.clear()
 
     @property
     def uptime(self) -> float:
@@ -114,7 +124,7 @@ class Runtime:
         h.register("lifecycle", "critical", self._check_lifecycle)
         h.register("disk_space", "warm", self._check_disk_space, blocking=True)
         h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
-        h.register("memory", "warm", self._check_memory, blocking=True)
+        h.register("memory", "warm", self._check_memory)
         h.register("config", "cold", self._check_config)
 
     def _check_lifecycle(self) -> None:
@@ -145,7 +155,7 @@ class Runtime:
             raise CheckFailed("ffmpeg was not found or does not run")
 
     def _check_memory(self) -> None:
-        ratio = psutil.virtual_memory().percent / 100.0
+        ratio = self.memory_monitor.ratio
         if ratio >= self.config.cache.memory.critical_pressure:
             raise CheckFailed(f"system memory use is {ratio:.0%}, above the critical threshold")
 

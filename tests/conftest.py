@@ -34,11 +34,19 @@ def _twin_params(name: str) -> list:
     ]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--no-native`` deselects every test of a compiled twin (marked ``native``)."""
+    if not config.getoption("--no-native"):
+        return
+    keep = [i for i in items if i.get_closest_marker("native") is None]
+    dropped = [i for i in items if i.get_closest_marker("native") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def _load(request: pytest.FixtureRequest) -> ModuleType:
-    modname = request.param
-    if modname.endswith("_c") and request.config.getoption("--no-native"):
-        pytest.skip("compiled twins disabled (--no-native)")
-    return importlib.import_module(modname)
+    return importlib.import_module(request.param)
 
 
 @pytest.fixture(params=_twin_params("segcache"))

@@ -6,24 +6,40 @@ key -> entry, so a hit is one dict lookup plus four pointer writes. Values are k
 (no copy). All mutation happens while holding the GIL and without calling back into Python code
 between the steps, so every method is atomic with respect to other threads.
 """
+cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.ref cimport PyObject
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 __all__ = ["SegmentCache"]
 
 
 cdef class _Entry:
+    # links are borrowed pointers: the index dict owns every entry, the cache owns the sentinel,
+    # so moving an entry costs four pointer writes and no reference counting
     cdef object key
     cdef object value
     cdef Py_ssize_t cost
-    cdef _Entry prev
-    cdef _Entry next
+    cdef double stored_at
+    cdef PyObject* prev
+    cdef PyObject* next
+
+
+cdef inline double _monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef inline _Entry _E(PyObject* p):
+    return <_Entry>p
 
 
 cdef class SegmentCache:
     cdef dict _index
     cdef _Entry _root          # sentinel: root.next is least recent, root.prev most recent
+    cdef PyObject* _rootp
     cdef Py_ssize_t _max_bytes
     cdef Py_ssize_t _nbytes
     cdef unsigned long long _hits
@@ -35,41 +51,40 @@ cdef class SegmentCache:
             raise ValueError("max_bytes must be >= 0")
         self._index = {}
         self._root = _Entry.__new__(_Entry)
-        self._root.prev = self._root
-        self._root.next = self._root
+        self._rootp = <PyObject*>self._root
+        self._root.prev = self._rootp
+        self._root.next = self._rootp
         self._max_bytes = max_bytes
         self._nbytes = 0
 
-    def __dealloc__(self):
-        # break the reference cycle of the ring so entries are freed at once
-        cdef _Entry root = self._root
-        if root is not None:
-            root.prev = None
-            root.next = None
+    cdef inline void _unlink(self, PyObject* p) noexcept:
+        cdef _Entry e = _E(p)
+        _E(e.prev).next = e.next
+        _E(e.next).prev = e.prev
 
-    cdef inline void _unlink(self, _Entry e):
-        e.prev.next = e.next
-        e.next.prev = e.prev
-
-    cdef inline void _link_last(self, _Entry e):
+    cdef inline void _link_last(self, PyObject* p) noexcept:
+        cdef _Entry e = _E(p)
         cdef _Entry root = self._root
         e.prev = root.prev
-        e.next = root
-        root.prev.next = e
-        root.prev = e
+        e.next = self._rootp
+        _E(root.prev).next = p
+        root.prev = p
 
-    cpdef object get(self, str key):
-        cdef PyObject* found = PyDict_GetItem(self._index, key)
-        cdef _Entry e
+    @cython.always_allow_keywords(False)  # METH_O: the hit path is one C call, no argument parsing
+    def get(self, key):
+        cdef PyObject* found
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise TypeError("key must be str")
+        found = PyDict_GetItem(self._index, key)
         if found is NULL:
             self._misses += 1
             return None
-        e = <_Entry>found
         self._hits += 1
-        if e.next is not self._root:
-            self._unlink(e)
-            self._link_last(e)
-        return e.value
+        if _E(found).next != self._rootp:
+            self._unlink(found)
+            self._link_last(found)
+        return _E(found).value
 
     cpdef bint put(self, str key, bytes value) except -1:
         if key is None:
@@ -80,9 +95,8 @@ cdef class SegmentCache:
         cdef _Entry e
         cdef PyObject* found = PyDict_GetItem(self._index, key)
         if found is not NULL:
-            e = <_Entry>found
-            self._unlink(e)
-            self._nbytes -= e.cost
+            self._unlink(found)
+            self._nbytes -= _E(found).cost
             del self._index[key]
         if cost > self._max_bytes:
             return False
@@ -90,20 +104,23 @@ cdef class SegmentCache:
         e.key = key
         e.value = value
         e.cost = cost
+        e.stored_at = _monotonic()
         self._index[key] = e
-        self._link_last(e)
+        self._link_last(<PyObject*>e)
         self._nbytes += cost
         if self._nbytes > self._max_bytes:
             self._evict_until(self._max_bytes)
         return True
 
-    cpdef object pop(self, str key):
+    def pop(self, key):
+        if not isinstance(key, str):
+            raise TypeError("key must be str")
         cdef PyObject* found = PyDict_GetItem(self._index, key)
         cdef _Entry e
         if found is NULL:
             return None
-        e = <_Entry>found
-        self._unlink(e)
+        e = _E(found)  # a strong reference: the entry outlives its removal from the index
+        self._unlink(found)
         self._nbytes -= e.cost
         del self._index[key]
         return e.value
@@ -111,13 +128,36 @@ cdef class SegmentCache:
     cdef Py_ssize_t _evict_until(self, Py_ssize_t limit) except -1:
         cdef Py_ssize_t evicted = 0
         cdef _Entry e
-        cdef _Entry root = self._root
-        while self._nbytes > limit and root.next is not root:
-            e = root.next
-            self._unlink(e)
+        while self._nbytes > limit and self._root.next != self._rootp:
+            e = _E(self._root.next)
+            self._unlink(<PyObject*>e)
             self._nbytes -= e.cost
             del self._index[e.key]
             evicted += 1
+        self._evictions += evicted
+        return evicted
+
+    def evict_aged(self, Py_ssize_t target_bytes, double stored_before):
+        """Like ``evict_to``, but only entries stored at or before ``stored_before`` (monotonic
+        seconds) are eligible; younger ones are skipped and stay. Returns how many were evicted."""
+        cdef Py_ssize_t evicted = 0
+        cdef Py_ssize_t excess
+        cdef PyObject* p = self._root.next
+        cdef PyObject* nxt
+        cdef _Entry e
+        if target_bytes < 0:
+            target_bytes = 0
+        excess = self._nbytes - target_bytes
+        while excess > 0 and p != self._rootp:
+            nxt = _E(p).next
+            if _E(p).stored_at <= stored_before:
+                e = _E(p)
+                excess -= e.cost
+                self._unlink(p)
+                self._nbytes -= e.cost
+                del self._index[e.key]
+                evicted += 1
+            p = nxt
         self._evictions += evicted
         return evicted
 
@@ -130,17 +170,16 @@ cdef class SegmentCache:
     def keys(self):
         """Keys from least to most recent (for tests and debugging; O(n))."""
         cdef list out = []
-        cdef _Entry e = self._root.next
-        while e is not self._root:
-            out.append(e.key)
-            e = e.next
+        cdef PyObject* p = self._root.next
+        while p != self._rootp:
+            out.append(_E(p).key)
+            p = _E(p).next
         return out
 
     def clear(self):
-        cdef _Entry root = self._root
+        self._root.prev = self._rootp
+        self._root.next = self._rootp
         self._index.clear()
-        root.prev = root
-        root.next = root
         self._nbytes = 0
 
     @property

@@ -115,3 +115,24 @@ def test_sigterm_exits_cleanly(tmp_path, demo_media):
     srv = start_server(tmp_path, demo_media)
     assert srv.stop() == 0
     assert "revenge 0.1.0 ready" in srv.log()
+
+
+def test_memory_pressure_reaches_metrics_and_health(tmp_path, demo_media):
+    """A critical threshold below current use: the monitor reports level 2, the warm memory
+    check fails, the instance is degraded (207) but still ready (200)."""
+    from tests.conftest import start_server
+
+    env = {"REVENGE_CACHE__MEMORY__HIGH_PRESSURE": "0.0001", "REVENGE_CACHE__MEMORY__CRITICAL_PRESSURE": "0.0002"}
+    srv = start_server(tmp_path, demo_media, env=env)
+    try:
+        with srv.client() as c:
+            text = c.get("/metrics").text
+            status = c.get("/health/status")
+            ready = c.get("/health/ready")
+        assert "revenge_memory_pressure_level 2.0\n" in text
+        assert status.status_code == 207 and status.json()["status"] == "degraded"
+        assert status.json()["checks"]["memory"]["status"] == "unhealthy"
+        assert "critical threshold" in status.json()["checks"]["memory"]["error"]
+        assert ready.status_code == 200
+    finally:
+        srv.stop()

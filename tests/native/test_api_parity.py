@@ -43,9 +43,7 @@ def test_pure_and_stub_agree(name):
 
 @pytest.mark.native
 @pytest.mark.parametrize("name", MODULES)
-def test_native_and_pure_agree(name, request):
-    if request.config.getoption("--no-native"):
-        pytest.skip("compiled twins disabled (--no-native)")
+def test_native_and_pure_agree(name):
     pure = importlib.import_module(f"revenge._native._{name}_py")
     native = importlib.import_module(f"revenge._native._{name}_c")
     assert sorted(native.__all__) == sorted(pure.__all__)

@@ -120,3 +120,29 @@ def test_evicted_values_are_released(segcache):
     assert sys.getrefcount(value) == base + 1
     c.put("b", bytes(60))  # evicts a
     assert sys.getrefcount(value) == base
+
+
+def test_evict_aged_spares_young_entries(segcache):
+    import time
+
+    c = segcache.SegmentCache(10_000)
+    c.put("old1", b"x" * 96)
+    c.put("old2", b"x" * 96)
+    cutoff = time.monotonic()
+    time.sleep(0.01)
+    c.put("young", b"x" * 95)
+    c.get("old1")  # recency does not make an entry younger
+    assert c.evict_aged(0, cutoff) == 2
+    assert c.keys() == ["young"]
+    assert c.stats()["evictions"] == 2
+    c.put("a", b"1")
+    assert c.evict_aged(0, float("-inf")) == 0
+    assert c.evict_aged(0, float("inf")) == 2 and len(c) == 0
+
+
+def test_evict_aged_stops_at_target(segcache):
+    c = segcache.SegmentCache(10_000)
+    for i in range(10):
+        c.put(f"k{i}", b"x" * 98)
+    assert c.evict_aged(500, float("inf")) == 5
+    assert c.keys()[0] == "k5"

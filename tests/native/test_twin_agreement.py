@@ -10,12 +10,6 @@ from revenge._native import _metrics_py, _ranges_py, _ratelimit_py, _segcache_py
 pytestmark = pytest.mark.native
 
 
-@pytest.fixture(autouse=True)
-def _need_native(request):
-    if request.config.getoption("--no-native"):
-        pytest.skip("compiled twins disabled (--no-native)")
-
-
 def _c(name):
     import importlib
 
@@ -30,6 +24,7 @@ cache_ops = st.lists(
         st.tuples(st.just("pop"), keys, st.just(0)),
         st.tuples(st.just("evict_to"), st.just(""), st.integers(-10, 600)),
         st.tuples(st.just("max_bytes"), st.just(""), st.integers(0, 800)),
+        st.tuples(st.just("evict_aged"), st.sampled_from(["old", "new"]), st.integers(-10, 600)),
     ),
     max_size=80,
 )
@@ -49,6 +44,9 @@ def test_segcache_twins_agree(max_bytes, ops):
             assert a.pop(key) == b.pop(key)
         elif op == "evict_to":
             assert a.evict_to(n) == b.evict_to(n)
+        elif op == "evict_aged":
+            cutoff = float("inf") if key == "old" else float("-inf")
+            assert a.evict_aged(n, cutoff) == b.evict_aged(n, cutoff)
         else:
             a.max_bytes = n
             b.max_bytes = n

@@ -78,8 +78,10 @@ class TranscoderConfig:
 class MemoryCacheConfig:
     max_bytes: int = opt(0, min=0, kind="size", reload=True)
     auto_fraction: float = opt(0.10, min=0.01, max=0.9, reload=True)
-    high_pressure: float = opt(0.85, min=0.1, max=1.0, reload=True)
-    critical_pressure: float = opt(0.95, min=0.1, max=1.0, reload=True)
+    max_entry_bytes: int = opt(0, min=0, kind="size", reload=True)
+    min_retention_seconds: float = opt(10.0, min=0, kind="duration", reload=True)
+    high_pressure: float = opt(0.85, min=0.0, max=1.0, reload=True)
+    critical_pressure: float = opt(0.95, min=0.0, max=1.0, reload=True)
     pressure_interval: float = opt(2.0, min=0.05, kind="duration", reload=True)
 
 
