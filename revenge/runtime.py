@@ -17,10 +17,14 @@ from pathlib import Path
 from . import __version__
 from ._native import _compat
 from .core.config import Config
+from .core.tokens import TokenSigner
+from .library.catalog import SCHEMA_VERSION, Catalog
+from .library.scanner import Scanner
 from .observability.health import CheckFailed, HealthChecker, Report
 from .observability.instruments import Instruments
 from .observability.metrics import Registry
 from .observability.process import register_process_metrics
+from .web.auth import ApiKeys
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
 
@@ -87,7 +91,12 @@ class Runtime:
         self.metrics.build_info.labels(self.version, self.git_commit, "true" if self.native else "false")
         self.health = HealthChecker(config.health.cache_ttl, config.health.default_timeout, self._export_health)
         self.state = "starting"  # starting → ready → stopping
-        self.api_keys: list[str] = []
+        self.api_keys: ApiKeys = ApiKeys([])
+        self.tokens: TokenSigner | None = None
+        self.catalog: Catalog | None = None
+        self.scanner: Scanner | None = None
+        self.media_items = 0
+        self.library_roots = [Path(p).resolve() for p in config.library.paths] or [self.data_dir / "demo"]
         self._ffmpeg: str | None = None
         self._ffmpeg_checked = False
         self.memory_cache = MemorySegmentCache(config.cache.memory, self.metrics)
@@ -97,12 +106,21 @@ class Runtime:
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.api_keys = list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")]
+        self.api_keys = ApiKeys(list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")])
+        self.tokens = TokenSigner(self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret"))
+        db_path = Path(self.config.library.database) if self.config.library.database else self.data_dir / "catalog.db"
+        self.catalog = await asyncio.to_thread(Catalog, db_path)
+        self.media_items = await asyncio.to_thread(self.catalog.count)
+        self.metrics.library_items.set_function(lambda: float(self.media_items))
+        lib = self.config.library
+        self.scanner = Scanner(self.catalog, self.library_roots, lib.extensions, lib.probe_concurrency,
+                               lib.probe_timeout, self._scan_finished)
         self._register_checks()
         self.memory_monitor.check()
         self._tasks.append(asyncio.get_running_loop().create_task(self.memory_monitor.run(), name="memory_monitor"))
         self.metrics.config_last_reload_success.set(1)
         self.metrics.config_last_reload_ts.set(time.time())
+        self.scanner.start()
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
 
@@ -112,7 +130,11 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.scanner is not None:
+            await self.scanner.cancel()
         self.memory_cache.clear()
+        if self.catalog is not None:
+            await asyncio.to_thread(self.catalog.close)
 
     @property
     def uptime(self) -> float:
@@ -122,6 +144,7 @@ class Runtime:
     def _register_checks(self) -> None:
         h = self.health
         h.register("lifecycle", "critical", self._check_lifecycle)
+        h.register("catalog", "critical", self._check_catalog, blocking=True)
         h.register("disk_space", "warm", self._check_disk_space, blocking=True)
         h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
         h.register("memory", "warm", self._check_memory)
@@ -132,6 +155,24 @@ class Runtime:
             raise CheckFailed("starting")
         if self.state == "stopping":
             raise CheckFailed("shutting down")
+
+    def _check_catalog(self) -> None:
+        assert self.catalog is not None
+        version = self.catalog.schema_version()
+        if version != SCHEMA_VERSION:
+            raise CheckFailed(f"catalog schema version is {version}, expected {SCHEMA_VERSION}")
+
+    def _scan_finished(self, status: dict, seconds: float) -> None:
+        self.metrics.library_scans.labels("ok" if status["state"] == "idle" else "failed").inc()
+        self.metrics.library_scan_duration.observe(seconds)
+        if self.catalog is not None:
+            try:
+                self.media_items = self.catalog.count()
+            except Exception:  # the gauge keeps its last value; the catalog check reports the fault
+                log.exception("could not count the catalog")
+        log.info("library scan %s: %s seen, %s added, %s updated, %s removed, %s errors", status["state"],
+                 status["files_seen"], status["files_added"], status["files_updated"], status["files_removed"],
+                 len(status["errors"]))
 
     def _check_disk_space(self) -> None:
         free = shutil.disk_usage(self.data_dir).free

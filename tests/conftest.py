@@ -93,9 +93,17 @@ class ServerProcess:
         self.data_dir = data_dir
         self.log_path = log_path
 
+    fixed_key: str | None = None
+
     @property
     def api_key(self) -> str:
+        if self.fixed_key:
+            return self.fixed_key
         return (self.data_dir / "api_key").read_text().strip()
+
+    def api(self, **kw: object) -> httpx.Client:
+        """A client that sends the API key."""
+        return httpx.Client(base_url=self.base_url, timeout=10.0, headers={"X-Api-Key": self.api_key}, **kw)  # type: ignore[arg-type]
 
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10.0, **kw)  # type: ignore[arg-type]
@@ -114,12 +122,18 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def _scan_done(server: ServerProcess) -> bool:
+    r = httpx.get(f"{server.base_url}/api/v1/library/scan", headers={"X-Api-Key": server.api_key}, timeout=1.0)
+    return r.status_code == 200 and r.json()["state"] != "running"
+
+
 def start_server(
     tmp_path: Path,
     library: Path | None,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
     config_text: str | None = None,
+    wait_for_scan: bool = True,
 ) -> ServerProcess:
     port = free_port()
     data_dir = tmp_path / "var"
@@ -139,12 +153,17 @@ def start_server(
     proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path))
     logf.close()
     server = ServerProcess(f"http://127.0.0.1:{port}", proc, data_dir, log_path)
+    keys = (env or {}).get("REVENGE_AUTH__API_KEYS")
+    if keys:
+        server.fixed_key = keys.split(",")[0].strip()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"revenge serve exited with {proc.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.base_url}/health/live", timeout=1.0).status_code == 200:
+            if httpx.get(f"{server.base_url}/health/live", timeout=1.0).status_code == 200 and (
+                not wait_for_scan or _scan_done(server)
+            ):
                 return server
         except httpx.HTTPError:
             pass

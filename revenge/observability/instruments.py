@@ -59,5 +59,10 @@ class Instruments:
         self.segment_cache_bytes = Gauge("revenge_segment_cache_bytes", "Memory segment cache size.", registry=r)
         self.segment_cache_entries = Gauge("revenge_segment_cache_entries", "Memory segment cache entries.", registry=r)
         self.segment_cache_max_bytes = Gauge("revenge_segment_cache_max_bytes", "Memory segment cache bound.", registry=r)
+        self.library_items = Gauge("revenge_library_media_items", "Rows in the catalog.", registry=r)
+        self.library_scans = Counter("revenge_library_scans_total", "Finished scans.", ["result"], registry=r)
+        self.library_scan_duration = Histogram(
+            "revenge_library_scan_duration_seconds", "Scan wall time.", buckets=BUCKETS_D, registry=r
+        )
         self.memory_pressure_ratio = Gauge("revenge_memory_pressure_ratio", "System memory in use, 0-1.", registry=r)
         self.memory_pressure_level = Gauge("revenge_memory_pressure_level", "0 normal, 1 high, 2 critical.", registry=r)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core.config import Config
 from ..runtime import Runtime
+from .handlers.media import MediaHandlers
 from .handlers.system import SystemHandlers
 from .middleware.metrics import MetricsMiddleware
 from .middleware.request_id import RequestIdMiddleware
@@ -36,6 +37,15 @@ class RevengeApp:
         r.add("GET", "/health/status", sysh.status)
         r.add("GET", "/metrics", sysh.metrics)
         r.add("GET", "/version", sysh.version)
+        media = MediaHandlers(self.runtime)
+        r.add("GET", "/api/v1/media", media.list)
+        r.add("GET", "/api/v1/media/{id}", media.get)
+        r.add("GET", "/api/v1/media/{id}/stream", media.stream)
+        r.add("GET", "/api/v1/media/{id}/progress", media.progress)
+        r.add("POST", "/api/v1/library/scan", media.scan_start)
+        r.add("GET", "/api/v1/library/scan", media.scan_status)
+        r.add("GET", "/internal/v1/media/{id}/source", media.internal_source)
+        r.add("GET", "/internal/v1/media/{id}/probe", media.internal_probe)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -61,11 +71,21 @@ class RevengeApp:
             await send_error(send, 405, "method_not_allowed", "This method is not allowed here.",
                              [(b"allow", match.route.allow_header().encode())])
             return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await match.handler(scope, receive, send, **match.params)
+            await match.handler(scope, receive, tracking_send, **match.params)
         except Exception:
             log.exception("unhandled error (request %s)", scope.get("revenge.request_id"))
-            raise
+            if started:
+                raise  # mid-body: the only honest answer is to abort the connection
+            await send_error(send, 500, "internal_error", "Something went wrong on our side.")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

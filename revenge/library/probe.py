@@ -1,0 +1,138 @@
+"""Probing a media file with PyAV into one normalised, path-free description.
+
+Why PyAV: it ships FFmpeg's demuxers as a wheel, so probing works on a fresh machine without an
+ffprobe binary, and it runs in-process (in a worker thread) without a process per file.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .codecs import audio_codec_string, video_codec_string
+
+CONTAINERS = {
+    "mkv": "mkv", "webm": "webm", "mp4": "mp4", "m4v": "mp4", "m4a": "mp4", "mov": "mov", "ts": "ts", "m2ts": "ts",
+    "avi": "avi", "mp3": "mp3", "flac": "flac", "ogg": "ogg", "opus": "ogg", "wav": "wav", "aac": "aac",
+}
+_PQ, _HLG = 16, 18  # AVCOL_TRC_SMPTE2084, AVCOL_TRC_ARIB_STD_B67
+_DV_TAGS = {"dvh1", "dvhe", "dav1", "dva1", "dvav", "dva1"}
+_TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+
+
+class ProbeError(Exception):
+    """The file is not playable media; the message says why (never a path)."""
+
+
+def _language(stream: Any) -> str | None:
+    lang = stream.metadata.get("language") or getattr(stream, "language", None)
+    if not lang or lang == "und":
+        return None
+    return str(lang)
+
+
+def _flag(stream: Any, bit: int) -> bool:
+    try:
+        return bool(int(stream.disposition) & bit)
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _fraction(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return round(f, 3) if f > 0 and math.isfinite(f) else None
+
+
+def probe_file(path: Path) -> dict[str, Any]:
+    """Normalised description of ``path``; raises ``ProbeError`` for anything unplayable."""
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except Exception as exc:  # av raises many error types; all mean "not media we can read"
+        raise ProbeError(f"could not be opened as media ({type(exc).__name__})") from None
+    try:
+        video = None
+        audio: list[dict[str, Any]] = []
+        subtitles: list[dict[str, Any]] = []
+        for s in container.streams:
+            cc = s.codec_context
+            if s.type == "video" and video is None and not _flag(s, 0x400):  # 0x400: attached picture
+                extradata = bytes(cc.extradata) if cc.extradata else None
+                profile = s.profile if hasattr(s, "profile") else None
+                level = getattr(cc, "level", None)
+                tag = str(getattr(cc, "codec_tag", "") or "").lower()
+                trc = getattr(cc, "color_trc", None)
+                dynamic = "SDR"
+                if tag in _DV_TAGS:
+                    dynamic = "Dolby Vision"
+                elif trc == _PQ:
+                    dynamic = "HDR10"
+                elif trc == _HLG:
+                    dynamic = "HLG"
+                pix_fmt = cc.pix_fmt or None
+                depth = 10 if pix_fmt and ("10" in pix_fmt) else 12 if pix_fmt and "12" in pix_fmt else 8
+                video = {
+                    "codec": cc.name,
+                    "profile": profile,
+                    "level": level if level and level > 0 else None,
+                    "width": cc.width,
+                    "height": cc.height,
+                    "bitrate": cc.bit_rate or None,
+                    "frame_rate": _fraction(s.average_rate) or _fraction(s.guessed_rate),
+                    "pix_fmt": pix_fmt,
+                    "bit_depth": depth,
+                    "dynamic_range": dynamic,
+                    "codec_string": video_codec_string(cc.name, extradata, profile, level),
+                }
+            elif s.type == "audio":
+                layout = getattr(cc, "layout", None)
+                channels = getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None)
+                profile = s.profile if hasattr(s, "profile") else None
+                audio.append({
+                    "index": len(audio),
+                    "stream_index": s.index,
+                    "codec": cc.name,
+                    "profile": profile,
+                    "channels": channels,
+                    "layout": layout.name if layout is not None else None,
+                    "sample_rate": cc.sample_rate or None,
+                    "bitrate": cc.bit_rate or None,
+                    "language": _language(s),
+                    "title": s.metadata.get("title") or s.metadata.get("TITLE"),
+                    "default": _flag(s, 0x1),
+                    "codec_string": audio_codec_string(cc.name, profile),
+                })
+            elif s.type == "subtitle":
+                subtitles.append({
+                    "index": len(subtitles),
+                    "stream_index": s.index,
+                    "codec": cc.name,
+                    "language": _language(s),
+                    "title": s.metadata.get("title") or s.metadata.get("TITLE"),
+                    "forced": _flag(s, 0x40),
+                    "default": _flag(s, 0x1),
+                    "text": cc.name in _TEXT_SUBS,
+                })
+        if video is None and not audio:
+            raise ProbeError("has no audio or video stream")
+        duration = container.duration / 1_000_000 if container.duration else None
+        if not duration or duration <= 0:
+            raise ProbeError("has no duration")
+        if audio and not any(a["default"] for a in audio):
+            audio[0]["default"] = True
+        title = container.metadata.get("title") or container.metadata.get("TITLE") or path.stem
+        return {
+            "title": str(title),
+            "container": CONTAINERS.get(path.suffix.lower().lstrip("."), path.suffix.lower().lstrip(".")),
+            "duration_seconds": round(duration, 3),
+            "bit_rate": container.bit_rate or None,
+            "video": video,
+            "audio": audio,
+            "subtitles": subtitles,
+        }
+    finally:
+        container.close()
