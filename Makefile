@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-native test-pure bench tools build annotate debug clean
+.PHONY: serve test test-native test-pure bench bench-hot bench-http tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,9 @@ test-native: $(STAMP)
 test-pure: $(STAMP)
 	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) bench-hot bench-http
+
+bench-hot: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
 	mkdir -p .benchmarks
 	cd benchmarks && ../$(PY) -m pytest -q -p no:cacheprovider --benchmark-json=../.benchmarks/last.json $(PYTEST_ARGS)
@@ -61,3 +63,8 @@ debug: $(PY)
 
 clean:
 	rm -rf build revenge/_native/*.c revenge/_native/*.so revenge/_native/*.html $(VENV)
+
+# end-to-end direct play vs nginx and Starlette (needs Debian's wrk and nginx)
+bench-http: $(STAMP)
+	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
+	$(PY) benchmarks/http/run_http.py

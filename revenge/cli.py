@@ -1,4 +1,4 @@
-"""The ``revenge`` command line: serve, config check, demo-media, --version."""
+"""The ``revenge`` command line: serve, scan, config check, demo-media, --version."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = csub.add_parser("check", help="validate a config file and print each problem")
     chk.add_argument("file")
 
+    sc = sub.add_parser("scan", help="scan the library once, with a progress bar, and exit")
+    sc.add_argument("--config", help="YAML config file layered over configs/config.yaml")
+    sc.add_argument("--data-dir", help="data directory (server.data_dir)")
+    sc.add_argument("--library", action="append", help="media folder (library.paths); repeatable")
+
     d = sub.add_parser("demo-media", help="write a small demo library with ffmpeg")
     d.add_argument("dir")
     return p
@@ -34,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     server: dict[str, Any] = {}
-    if args.host:
+    if getattr(args, "host", None):
         server["host"] = args.host
-    if args.port is not None:
+    if getattr(args, "port", None) is not None:
         server["port"] = args.port
     if args.data_dir:
         server["data_dir"] = args.data_dir
@@ -74,6 +79,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Scans in-process, drawing a progress bar on stderr; exit 0 when the scan finished (file
+    errors are listed), 1 when a root failed or the catalog could not be written."""
+    import asyncio
+
+    from .core.config import load_config
+    from .library.catalog import Catalog
+    from .library.scanner import Scanner
+
+    cfg = load_config(args.config, overrides=_overrides(args))
+    data_dir = Path(cfg.server.data_dir).resolve()
+    roots = [Path(p).resolve() for p in cfg.library.paths] or [data_dir / "demo"]
+    db = Path(cfg.library.database) if cfg.library.database else data_dir / "catalog.db"
+    tty = sys.stderr.isatty()
+
+    def draw(st: dict[str, Any], final: bool = False) -> None:
+        total, done = st.get("files_to_probe", 0), st.get("files_probed", 0)
+        width = 30
+        filled = int(width * done / total) if total else (width if final else 0)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} probed, {st['files_seen']} seen, "
+                f"{st['files_added']} added, {st['files_updated']} updated, {st['files_removed']} removed")
+        if tty:
+            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
+        elif final:
+            print(line, file=sys.stderr)
+
+    async def run() -> dict[str, Any]:
+        catalog = await asyncio.to_thread(Catalog, db)
+        try:
+            lib = cfg.library
+            scanner = Scanner(catalog, roots, lib.extensions, lib.probe_concurrency, lib.probe_timeout)
+            scanner.start()
+            while scanner.running:
+                draw(scanner.status)
+                await asyncio.sleep(0.1)
+            st = await scanner.wait()
+            draw(st, final=True)
+            return st
+        finally:
+            await asyncio.to_thread(catalog.close)
+
+    st = asyncio.run(run())
+    for err in st["errors"]:
+        print(f"  {err['path_name'] or '(library)'}: {err['message']}", file=sys.stderr)
+    return 0 if st["state"] == "idle" else 1
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from .core.config import load_config
 
@@ -95,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "scan":
+            return cmd_scan(args)
         if args.command == "config":
             return cmd_config_check(args)
         if args.command == "demo-media":

@@ -97,6 +97,10 @@ class Runtime:
         self.scanner: Scanner | None = None
         self.media_items = 0
         self.library_roots = [Path(p).resolve() for p in config.library.paths] or [self.data_dir / "demo"]
+        self.library_real_roots = [os.path.realpath(r) for r in self.library_roots]
+        # media id -> (root, rel_path): direct play asks for it on every request, and a thread hop
+        # to SQLite per Range request costs more than the read; dropped after every scan
+        self._file_rows: dict[str, tuple[str, str]] = {}
         self._ffmpeg: str | None = None
         self._ffmpeg_checked = False
         self.memory_cache = MemorySegmentCache(config.cache.memory, self.metrics)
@@ -162,7 +166,19 @@ class Runtime:
         if version != SCHEMA_VERSION:
             raise CheckFailed(f"catalog schema version is {version}, expected {SCHEMA_VERSION}")
 
+    async def media_file(self, media_id: str) -> tuple[str, str] | None:
+        row = self._file_rows.get(media_id)
+        if row is None:
+            assert self.catalog is not None
+            row = await asyncio.to_thread(self.catalog.get_file, media_id)
+            if row is not None:
+                if len(self._file_rows) > 50_000:
+                    self._file_rows.clear()
+                self._file_rows[media_id] = row
+        return row
+
     def _scan_finished(self, status: dict, seconds: float) -> None:
+        self._file_rows.clear()
         self.metrics.library_scans.labels("ok" if status["state"] == "idle" else "failed").inc()
         self.metrics.library_scan_duration.observe(seconds)
         if self.catalog is not None:

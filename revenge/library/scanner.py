@@ -100,6 +100,7 @@ class Scanner:
         self.status: dict[str, Any] = {
             "state": "idle", "scan_id": None, "files_seen": 0, "files_added": 0, "files_updated": 0,
             "files_removed": 0, "errors": [], "started_at": None, "finished_at": None,
+            "files_to_probe": 0, "files_probed": 0,
         }
 
     @property
@@ -114,6 +115,7 @@ class Scanner:
         self.status = {
             "state": "running", "scan_id": scan_id, "files_seen": 0, "files_added": 0, "files_updated": 0,
             "files_removed": 0, "errors": [], "started_at": now_rfc3339(), "finished_at": None,
+            "files_to_probe": 0, "files_probed": 0,
         }
         self._task = asyncio.get_running_loop().create_task(self._scan(), name="library_scan")
         return scan_id
@@ -177,10 +179,12 @@ class Scanner:
                         self._error(f.rel_path, fail[2])
                         continue
                     todo.append((row[0] if row else None, f))
+                st["files_to_probe"] += len(todo)
                 for start in range(0, len(todo), BATCH):
                     chunk = todo[start:start + BATCH]
                     results = await asyncio.gather(*(self._probe(sem, str(root), f) for _, f in chunk))
                     upserts, fails = [], []
+                    st["files_probed"] += len(chunk)
                     for (media_id, f), res in zip(chunk, results):
                         if isinstance(res, str):
                             fails.append((str(root), f.rel_path, f.size, f.mtime_ns, res))

@@ -130,3 +130,17 @@ def test_list_search_escapes_wildcards_and_progress(tmp_path: Path, library: Pat
     assert cat.get_progress("owner", mid)["position_seconds"] == 42.5
     assert cat.get_progress("other", mid) is None
     cat.close()
+
+
+def test_cli_scan_exit_codes(tmp_path: Path, library: Path):
+    import subprocess
+    import sys
+
+    (library / "broken.mkv").write_bytes(b"junk" * 100)
+    args = [sys.executable, "-m", "revenge", "scan", "--data-dir", str(tmp_path / "var"), "--library", str(library)]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "3/4 probed" not in res.stderr and "4/4 probed" in res.stderr and "3 added" in res.stderr
+    assert "broken.mkv:" in res.stderr
+    res = subprocess.run(args[:-1] + [str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "missing or unreadable" in res.stderr

@@ -20,7 +20,7 @@ def open_library_file(rt: Runtime, root: str, rel_path: str) -> int | None:
     library root (symlinks resolved); None otherwise."""
     full = os.path.join(root, rel_path)
     real = os.path.realpath(full)
-    if not any(real.startswith(str(os.path.realpath(r)) + os.sep) for r in rt.library_roots):
+    if not any(real.startswith(r + os.sep) for r in rt.library_real_roots):
         log.warning("refusing a media file outside the library roots")
         return None
     try:
@@ -78,8 +78,7 @@ class MediaHandlers:
 
     async def _serve_media(self, scope: Scope, receive: Receive, send: Send, id: str, cache: bytes,
                            cors: bool) -> None:
-        assert self.rt.catalog is not None
-        row = await asyncio.to_thread(self.rt.catalog.get_file, id)
+        row = await self.rt.media_file(id)
         if row is None:
             await send_error(send, 404, "media_not_found", "No media item has this id.")
             return
