@@ -27,6 +27,8 @@ from .observability.process import register_process_metrics
 from .web.auth import ApiKeys
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
+from .playback.service import PlaybackService
+from .playback.transcode.manager import EncoderManager
 
 log = logging.getLogger("revenge")
 
@@ -98,10 +100,14 @@ class Runtime:
         self.media_items = 0
         self.library_roots = [Path(p).resolve() for p in config.library.paths] or [self.data_dir / "demo"]
         self.library_real_roots = [os.path.realpath(r) for r in self.library_roots]
+        self.ffmpeg_path: str | None = None
+        self.ffmpeg_identity = "unknown"
+        self.tone_map_available = False
+        self.playback: PlaybackService | None = None
+        self.encoders: EncoderManager | None = None
         # media id -> (root, rel_path): direct play asks for it on every request, and a thread hop
         # to SQLite per Range request costs more than the read; dropped after every scan
         self._file_rows: dict[str, tuple[str, str]] = {}
-        self._ffmpeg: str | None = None
         self._ffmpeg_checked = False
         self.memory_cache = MemorySegmentCache(config.cache.memory, self.metrics)
         self.memory_monitor = MemoryPressureMonitor(self.memory_cache, config.cache.memory, self.metrics)
@@ -119,17 +125,41 @@ class Runtime:
         lib = self.config.library
         self.scanner = Scanner(self.catalog, self.library_roots, lib.extensions, lib.probe_concurrency,
                                lib.probe_timeout, self._scan_finished)
+        await asyncio.to_thread(self._probe_ffmpeg)
+        tc = self.config.transcoder
+        self.encoders = EncoderManager(
+            self.ffmpeg_path or "ffmpeg", self.data_dir / "transcode", self.memory_cache, self.metrics,
+            tc.max_encoders or max(1, (os.cpu_count() or 2) // 2), tc.lookahead_segments, tc.encoder_idle_seconds,
+            tc.kill_grace, tc.max_ahead_segments,
+        )
+        self.playback = PlaybackService(self, self.encoders)
         self._register_checks()
         self.memory_monitor.check()
-        self._tasks.append(asyncio.get_running_loop().create_task(self.memory_monitor.run(), name="memory_monitor"))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self.memory_monitor.run(), name="memory_monitor"))
+        self._tasks.append(loop.create_task(self._every(5.0, self.playback.sweep), name="session_sweeper"))
+        self._tasks.append(loop.create_task(self._every(2.0, self.encoders.reap), name="encoder_reaper"))
         self.metrics.config_last_reload_success.set(1)
         self.metrics.config_last_reload_ts.set(time.time())
         self.scanner.start()
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
 
+    async def _every(self, seconds: float, job) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("background job %s failed", getattr(job, "__name__", job))
+
     async def stop(self) -> None:
         self.state = "stopping"
+        self.health._report = None
+        if self.playback is not None:
+            await self.playback.end_all()
+        if self.encoders is not None:
+            await self.encoders.stop_all()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -166,6 +196,33 @@ class Runtime:
         if version != SCHEMA_VERSION:
             raise CheckFailed(f"catalog schema version is {version}, expected {SCHEMA_VERSION}")
 
+    async def media_source_path(self, media_id: str) -> str | None:
+        """The real path of a catalogued file, only inside a configured library root."""
+        row = await self.media_file(media_id)
+        if row is None:
+            return None
+        real = os.path.realpath(os.path.join(*row))
+        if not any(real.startswith(r + os.sep) for r in self.library_real_roots) or not os.path.isfile(real):
+            return None
+        return real
+
+    def _probe_ffmpeg(self) -> None:
+        """The lazy ffmpeg capability probe: which binary, its version, whether it can tone-map."""
+        exe = find_ffmpeg(self.config.transcoder.ffmpeg_path)
+        self._ffmpeg_checked = True
+        if exe is None:
+            return
+        try:
+            version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=10)
+            filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return
+        if version.returncode != 0:
+            return
+        self.ffmpeg_path = exe
+        self.ffmpeg_identity = (version.stdout.splitlines() or ["ffmpeg"])[0][:80]
+        self.tone_map_available = " zscale " in filters.stdout and " tonemap " in filters.stdout
+
     async def media_file(self, media_id: str) -> tuple[str, str] | None:
         row = self._file_rows.get(media_id)
         if row is None:
@@ -199,16 +256,8 @@ class Runtime:
 
     def _check_ffmpeg(self) -> None:
         if not self._ffmpeg_checked:
-            exe = find_ffmpeg(self.config.transcoder.ffmpeg_path)
-            if exe is not None:
-                try:
-                    ok = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=5).returncode == 0
-                except (OSError, subprocess.SubprocessError):
-                    ok = False
-                exe = exe if ok else None
-            self._ffmpeg = exe
-            self._ffmpeg_checked = True
-        if self._ffmpeg is None:
+            self._probe_ffmpeg()
+        if self.ffmpeg_path is None:
             raise CheckFailed("ffmpeg was not found or does not run")
 
     def _check_memory(self) -> None:

@@ -64,5 +64,29 @@ class Instruments:
         self.library_scan_duration = Histogram(
             "revenge_library_scan_duration_seconds", "Scan wall time.", buckets=BUCKETS_D, registry=r
         )
+        self.sessions_active = Gauge("revenge_playback_sessions_active", "Live playback sessions.", registry=r)
+        self.playback_starts = Counter("revenge_playback_starts_total", "Sessions created.", ["mode"], registry=r)
+        self.sessions_ended = Counter("revenge_playback_sessions_ended_total", "Sessions ended.", ["reason"], registry=r)
+        self.sessions_rejected = Counter(
+            "revenge_playback_sessions_rejected_total", "429 answers on session start.", ["scope"], registry=r
+        )
+        self.encoders_active = Gauge(
+            "revenge_encoders_active", "Running encoders and remote jobs.", ["backend", "kind"], registry=r
+        )
+        self.encoder_starts = Counter("revenge_encoder_starts_total", "Encoder starts.", ["backend", "reason"], registry=r)
+        self.encoder_failures = Counter(
+            "revenge_encoder_failures_total", "Encoders that ended abnormally.", ["backend"], registry=r
+        )
+        self.transcode_speed = Gauge(
+            "revenge_transcode_speed_ratio", "Encoding speed of running encoders, x realtime (mean).", registry=r
+        )
+        self.segment_wait = Histogram(
+            "revenge_segment_wait_seconds", "Wait for a not-yet-produced segment.", ["outcome"], buckets=BUCKETS_C,
+            registry=r,
+        )
+        self.prefetch = Counter("revenge_prefetch_total", "Prefetch decisions.", ["result"], registry=r)
+        self.bulkhead_rejected = Counter(
+            "revenge_bulkhead_rejected_total", "Bulkhead rejections.", ["name", "reason"], registry=r
+        )
         self.memory_pressure_ratio = Gauge("revenge_memory_pressure_ratio", "System memory in use, 0-1.", registry=r)
         self.memory_pressure_level = Gauge("revenge_memory_pressure_level", "0 normal, 1 high, 2 critical.", registry=r)

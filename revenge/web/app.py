@@ -11,6 +11,7 @@ from typing import Any
 from ..core.config import Config
 from ..runtime import Runtime
 from .handlers.media import MediaHandlers
+from .handlers.playback import PREFIX, PlaybackHandlers
 from .handlers.system import SystemHandlers
 from .middleware.metrics import MetricsMiddleware
 from .middleware.request_id import RequestIdMiddleware
@@ -46,6 +47,13 @@ class RevengeApp:
         r.add("GET", "/api/v1/library/scan", media.scan_status)
         r.add("GET", "/internal/v1/media/{id}/source", media.internal_source)
         r.add("GET", "/internal/v1/media/{id}/probe", media.internal_probe)
+        pb = PlaybackHandlers(self.runtime)
+        r.add("POST", "/api/v1/playback/sessions", pb.create)
+        r.add("GET", "/api/v1/playback/sessions", pb.list)
+        r.add("GET", "/api/v1/playback/sessions/{sid}", pb.get)
+        r.add("DELETE", "/api/v1/playback/sessions/{sid}", pb.delete)
+        r.add("POST", "/api/v1/playback/sessions/{sid}/progress", pb.progress)
+        r.add_prefix(["*"], PREFIX, "/api/v1/playback/stream/{token}/{variant}/{file}", pb.stream)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -40,6 +40,7 @@ class Router:
         self._static: dict[str, Route] = {}
         self._dynamic: dict[int, list[Route]] = {}
         self._by_template: dict[str, Route] = {}
+        self._prefixes: list[tuple[str, Route]] = []
 
     def add(self, methods: str | list[str], template: str, handler: Handler) -> None:
         if isinstance(methods, str):
@@ -59,7 +60,17 @@ class Router:
             if m.upper() == "GET" and "HEAD" not in route.methods:
                 route.methods["HEAD"] = handler
 
+    def add_prefix(self, methods: list[str], prefix: str, template: str, handler: Handler) -> None:
+        """Every path under ``prefix`` goes to ``handler`` (which checks its own grammar), labelled
+        ``template`` in metrics."""
+        route = Route(template, {m: handler for m in methods})
+        self._by_template[template] = route
+        self._prefixes.append((prefix, route))
+
     def match(self, method: str, path: str) -> Match:
+        for prefix, proute in self._prefixes:
+            if path.startswith(prefix):
+                return Match(proute, {}, proute.methods.get(method, proute.methods.get("*")))
         route = self._static.get(path)
         params: dict[str, str] = {}
         if route is None:

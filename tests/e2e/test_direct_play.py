@@ -202,12 +202,12 @@ def test_signed_media_token(srv, items):
     signer = TokenSigner((srv.data_dir / "stream_secret").read_text().strip())
     mid = items[MP4]["id"]
     other = items["gone.mp4"]["id"]
-    good = signer.sign("media", mid, 60)
+    good = signer.sign("direct", mid, 60)
     with srv.client() as c:
         assert c.get(url(items), params={"token": good}, headers={"Range": "bytes=0-0"}).status_code == 206
         tampered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
-        for tok in (tampered, signer.sign("media", other, 60), signer.sign("media", mid, -5),
-                    signer.sign("internal", mid, 60), "short"):
+        for tok in (tampered, signer.sign("direct", other, 60), signer.sign("direct", mid, -5),
+                    signer.sign("source", mid, 60), "short"):
             r = c.get(url(items), params={"token": tok})
             assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_token"
 
@@ -215,16 +215,18 @@ def test_signed_media_token(srv, items):
 def test_internal_source_and_probe(srv, items, lib):
     signer = TokenSigner((srv.data_dir / "stream_secret").read_text().strip())
     mid = items[MP4]["id"]
-    tok = signer.sign("internal", mid, 60)
+    tok = signer.sign("source", mid, 60)
+    ptok = signer.sign("probe", mid, 60)
     with srv.client() as c:
         r = c.get(f"/internal/v1/media/{mid}/source", params={"token": tok}, headers={"Range": "bytes=0-99"})
         assert r.status_code == 206 and r.content == (lib / MP4).read_bytes()[:100]
         assert r.headers["cache-control"] == "no-store"
-        probe = c.get(f"/internal/v1/media/{mid}/probe", params={"token": tok})
+        assert c.get(f"/internal/v1/media/{mid}/probe", params={"token": tok}).status_code == 403
+        probe = c.get(f"/internal/v1/media/{mid}/probe", params={"token": ptok})
         assert probe.status_code == 200 and probe.json()["video"]["codec"] == "h264" and str(lib) not in probe.text
         assert c.get(f"/internal/v1/media/{mid}/source").status_code == 401
         assert c.get(f"/internal/v1/media/{mid}/source", headers={"X-Api-Key": srv.api_key}).status_code == 401
-        bad = signer.sign("internal", items["gone.mp4"]["id"], 60)
+        bad = signer.sign("source", items["gone.mp4"]["id"], 60)
         assert c.get(f"/internal/v1/media/{mid}/source", params={"token": bad}).status_code == 403
 
 

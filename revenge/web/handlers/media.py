@@ -37,11 +37,11 @@ class MediaHandlers:
         self.list = g(rt)(self._list)
         self.get = g(rt, ids=("id",))(self._get)
         self.progress = g(rt, ids=("id",))(self._progress)
-        self.stream = g(rt, ids=("id",), token_purpose="media")(self._stream)
+        self.stream = g(rt, ids=("id",), token_purpose="direct")(self._stream)
         self.scan_start = g(rt)(self._scan_start)
         self.scan_status = g(rt)(self._scan_status)
-        self.internal_source = g(rt, ids=("id",), token_purpose="internal", key=False)(self._internal_source)
-        self.internal_probe = g(rt, ids=("id",), token_purpose="internal", key=False)(self._internal_probe)
+        self.internal_source = g(rt, ids=("id",), token_purpose="source", key=False)(self._internal_source)
+        self.internal_probe = g(rt, ids=("id",), token_purpose="probe", key=False)(self._internal_probe)
 
     async def _list(self, scope: Scope, receive: Receive, send: Send) -> None:
         q = query(scope)

@@ -1,0 +1,237 @@
+"""Direct play, remux or transcode, and the variant ladder (playback.md §3).
+
+Pure functions of (media description, client capabilities, settings) so every rule is tested
+table-driven without a server. Encoded output is always H.264 High 8-bit + AAC-LC.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clients import Capabilities
+
+HLS_VIDEO = {"h264", "hevc", "av1"}
+HLS_AUDIO = {"aac", "mp3", "ac3", "eac3", "flac", "opus", "alac"}
+LADDER = (("2160p", 3840, 2160, 15000), ("1080p", 1920, 1080, 6000), ("720p", 1280, 720, 3000),
+          ("480p", 854, 480, 1400), ("360p", 640, 360, 800))
+MAX_TRANSCODE_KBPS = 20000
+MAX_SEGMENTS = 99_999
+
+
+class NotPlayable(ValueError):
+    """Nothing this client can play can be produced; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoVariant:
+    name: str
+    width: int
+    height: int
+    copy: bool
+    bitrate_kbps: int          # encoded: target; copied: source average
+    fps: float
+    level: str | None = None   # H.264 level as two hex digits (encoded only)
+    tone_map: bool = False
+    codec_string: str = ""
+    video_range: str = "SDR"
+
+    @property
+    def codec(self) -> str:
+        return "copy" if self.copy else "h264"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioRendition:
+    index: int                 # index among the file's audio tracks
+    copy: bool
+    codec: str                 # output codec: the source codec when copied, else "aac"
+    channels: int
+    bitrate_kbps: int
+    language: str | None
+    title: str | None
+    default: bool
+    codec_string: str
+
+    @property
+    def name(self) -> str:
+        return f"audio_{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    mode: str                  # direct | remux | transcode
+    variants: tuple[VideoVariant, ...]
+    audio: tuple[AudioRendition, ...]
+    selected_audio: int | None
+    segment_count: int
+    segment_seconds: float
+    duration: float
+    reasons: tuple[str, ...] = field(default=())
+
+
+def h264_level(height: int, fps: float) -> str:
+    fast = fps > 30
+    if height <= 480:
+        return "1e"
+    if height <= 720:
+        return "20" if fast else "1f"
+    if height <= 1080:
+        return "2a" if fast else "28"
+    if height <= 1440:
+        return "32"
+    return "34" if fast else "33"
+
+
+def fit(width: int, height: int, max_w: int, max_h: int) -> tuple[int, int]:
+    """Scaled into the box with the aspect kept, both even."""
+    scale = min(1.0, max_w / width, max_h / height)
+    w = max(2, int(width * scale) // 2 * 2)
+    h = max(2, int(height * scale) // 2 * 2)
+    return w, h
+
+
+def segment_count(duration: float, d: float, frame: float) -> int:
+    """N = floor((duration − f) / d) + 1 (playback.md §5)."""
+    return max(1, math.floor((duration - frame) / d + 1e-9) + 1)
+
+
+def _video_fits(video: dict[str, Any], caps: Capabilities, cap_kbps: int | None, file_kbps: int | None) -> tuple[bool, str]:
+    codec = video.get("codec")
+    if codec not in caps.video_codecs:
+        return False, f"video codec {codec} is not supported by the client"
+    if codec == "h264" and (video.get("bit_depth", 8) != 8 or (video.get("pix_fmt") or "yuv420p") not in ("yuv420p", "yuvj420p")):
+        return False, "H.264 other than 8-bit 4:2:0"
+    if video.get("width", 0) > caps.max_width or video.get("height", 0) > caps.max_height:
+        return False, "resolution above the client limit"
+    if cap_kbps is not None and file_kbps is not None and file_kbps > cap_kbps:
+        return False, "bit rate above the cap"
+    dr = video.get("dynamic_range", "SDR")
+    if dr == "HDR10" and not caps.supports_hdr10:
+        return False, "HDR10 not supported by the client"
+    if dr == "HLG" and not caps.supports_hlg:
+        return False, "HLG not supported by the client"
+    if dr == "Dolby Vision" and not caps.supports_dolby_vision:
+        return False, "Dolby Vision not supported by the client"
+    return True, ""
+
+
+def _audio_fits(a: dict[str, Any], caps: Capabilities) -> bool:
+    return a.get("codec") in caps.audio_codecs and (a.get("channels") or 2) <= caps.max_audio_channels
+
+
+def _height_bitrate(height: int) -> int:
+    for h, kbps in ((2160, 15000), (1440, 10000), (1080, 6000), (720, 3000)):
+        if height >= h:
+            return kbps
+    return 1500
+
+
+def decide(
+    media: dict[str, Any],
+    caps: Capabilities,
+    audio_track: int | None,
+    segment_seconds: float,
+    *,
+    local: bool = True,
+    external_cap_kbps: int = 0,
+    direct_play: bool = True,
+    transcoding: bool = True,
+    tone_map_available: bool = True,
+) -> Plan:
+    video = media.get("video")
+    tracks = media.get("audio") or []
+    duration = float(media["duration_seconds"])
+    if audio_track is not None and not 0 <= audio_track < len(tracks):
+        raise ValueError(f"audio_track must be between 0 and {len(tracks) - 1}" if tracks else "the media has no audio")
+    if audio_track is None and tracks:
+        audio_track = next((a["index"] for a in tracks if a.get("default")), 0)
+    cap = caps.max_bitrate_kbps
+    if not local and external_cap_kbps:
+        cap = min(cap, external_cap_kbps) if cap else external_cap_kbps
+    file_kbps = int(media["bit_rate"] / 1000) if media.get("bit_rate") else None
+    selected = tracks[audio_track] if audio_track is not None else None
+    fps = float((video or {}).get("frame_rate") or 25.0)
+    frame = 1.0 / fps if video else 1024 / 48000
+    n = segment_count(duration, segment_seconds, frame)
+    if n > MAX_SEGMENTS:
+        raise NotPlayable("the media is too long for HLS")
+
+    audio = tuple(_rendition(a, caps, a["index"] == audio_track) for a in tracks)
+    audio_kbps = max((r.bitrate_kbps for r in audio), default=0)
+    v_fits, v_reason = _video_fits(video, caps, cap, file_kbps) if video else (True, "")
+    a_fits = selected is None or _audio_fits(selected, caps)
+    v_copyable = video is None or video.get("codec") in HLS_VIDEO
+    a_copyable = selected is None or selected.get("codec") in HLS_AUDIO
+
+    def plan(mode: str, variants: tuple[VideoVariant, ...], reasons: tuple[str, ...] = ()) -> Plan:
+        return Plan(mode, variants, audio, audio_track, n, segment_seconds, duration, reasons)
+
+    copy_variant = None
+    if video:
+        src_kbps = int(video["bitrate"] / 1000) if video.get("bitrate") else (
+            max(1, file_kbps - audio_kbps) if file_kbps else _height_bitrate(video["height"]))
+        copy_variant = VideoVariant("original", video["width"], video["height"], True, src_kbps, fps,
+                                    codec_string=_copy_codec_string(video), video_range=_range(video))
+
+    if (direct_play and media.get("container") in caps.direct_containers and v_fits and a_fits
+            and (selected is None or selected.get("default") or len(tracks) == 1)):
+        return plan("direct", (copy_variant,) if copy_variant else ())
+    if v_fits and v_copyable and a_fits and a_copyable:
+        return plan("remux", (copy_variant,) if copy_variant else ())
+    if not transcoding:
+        raise NotPlayable(v_reason or "the audio cannot be played by the client and transcoding is off")
+    if video is None:
+        return plan("transcode", ())
+
+    hdr = video.get("dynamic_range", "SDR") != "SDR"
+    if hdr and not v_fits and not tone_map_available:
+        raise NotPlayable("the source is HDR and no tone-mapping filter is available")
+    top_w, top_h = fit(video["width"], video["height"], caps.max_width, caps.max_height)
+    out_fps = fps / 2 if fps > 60 else fps
+    variants: list[VideoVariant] = []
+    if v_fits and v_copyable:
+        variants.append(copy_variant)  # type: ignore[arg-type]
+        top_h = video["height"]
+    else:
+        target = copy_variant.bitrate_kbps if copy_variant and video.get("bitrate") else _height_bitrate(top_h)
+        if cap:
+            target = min(target, max(100, cap - audio_kbps))
+        target = min(target, MAX_TRANSCODE_KBPS)
+        variants.append(VideoVariant("original", top_w, top_h, False, target, out_fps, h264_level(top_h, out_fps),
+                                     tone_map=hdr, codec_string=f"avc1.6400{h264_level(top_h, out_fps)}"))
+    rungs = []
+    for name, bw, bh, kbps in LADDER:
+        w, h = fit(video["width"], video["height"], bw, bh)
+        if h < top_h and (cap is None or kbps <= cap) and all(v.height != h for v in variants + rungs):
+            rungs.append(VideoVariant(name, w, h, False, kbps, out_fps, h264_level(h, out_fps), tone_map=hdr,
+                                      codec_string=f"avc1.6400{h264_level(h, out_fps)}"))
+    if cap is not None and variants[0].bitrate_kbps > cap and not rungs:
+        name, bw, bh, kbps = LADDER[-1]
+        w, h = fit(video["width"], video["height"], bw, bh)
+        rungs.append(VideoVariant(name, w, h, False, min(kbps, cap), out_fps, h264_level(h, out_fps), tone_map=hdr,
+                                  codec_string=f"avc1.6400{h264_level(h, out_fps)}"))
+    return plan("transcode", tuple(variants + rungs))
+
+
+def _range(video: dict[str, Any]) -> str:
+    return {"HDR10": "PQ", "HLG": "HLG", "Dolby Vision": "PQ"}.get(video.get("dynamic_range", "SDR"), "SDR")
+
+
+def _copy_codec_string(video: dict[str, Any]) -> str:
+    s = video.get("codec_string") or ""
+    if video.get("codec") == "hevc" and s:
+        parts = s.split(".")
+        s = ".".join(["hvc1", *parts[1:4]])
+    return s
+
+
+def _rendition(a: dict[str, Any], caps: Capabilities, default: bool) -> AudioRendition:
+    channels = a.get("channels") or 2
+    if _audio_fits(a, caps) and a.get("codec") in HLS_AUDIO:
+        kbps = int(a["bitrate"] / 1000) if a.get("bitrate") else (192 if channels <= 2 else 448)
+        return AudioRendition(a["index"], True, a["codec"], channels, kbps, a.get("language"), a.get("title"),
+                              default, a.get("codec_string") or "mp4a.40.2")
+    six = channels >= 6 and caps.max_audio_channels >= 6
+    return AudioRendition(a["index"], False, "aac", 6 if six else 2, 384 if six else 160, a.get("language"),
+                          a.get("title"), default, "mp4a.40.2")

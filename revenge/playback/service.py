@@ -1,0 +1,323 @@
+"""The playback service: sessions, playlists and segments, glued from the pure parts
+(clients, decision, hls) and the encoders. The web layer calls one method per request."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..core.api_error import ApiError
+from .clients import ProfileError, apply_profile, detect, is_local
+from .decision import NotPlayable, Plan, VideoVariant, decide
+from .hls import master_playlist, media_playlist, variant_bandwidth
+from .sessions import Session, SessionLimit, SessionRegistry
+from .transcode.local import Job
+from .transcode.manager import EncoderManager, SegmentNotReady, TranscodeFailed, TranscoderBusy
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger("revenge.playback")
+VARIANT_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+SEGMENT_RE = re.compile(r"^seg-([0-9]{5})\.m4s$")
+LOCAL_NETWORKS = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128",
+                  "fc00::/7", "fe80::/10"]
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class PlaybackService:
+    def __init__(self, rt: Runtime, encoders: EncoderManager) -> None:
+        self.rt = rt
+        self.encoders = encoders
+        pb = rt.config.playback
+        self.sessions = SessionRegistry(pb.max_sessions, pb.max_sessions_per_key)
+        rt.metrics.sessions_active.set_function(lambda: float(self.sessions.live_count()))
+
+    # --- sessions ----------------------------------------------------------------------------
+    def _ttl(self) -> float:
+        pb = self.rt.config.playback
+        return pb.heartbeat_seconds * pb.session_ttl_factor
+
+    def _variants_view(self, plan: Plan) -> list[dict[str, Any]]:
+        sel = next((a for a in plan.audio if a.index == plan.selected_audio), None)
+        audio = ("copy" if sel.copy else "aac") if sel else "none"
+        if not plan.variants and sel is not None:
+            return [{"name": sel.name, "width": 0, "height": 0, "bandwidth": variant_bandwidth(None, (sel,)),
+                     "video": "none", "audio": audio}]
+        return [{"name": v.name, "width": v.width, "height": v.height,
+                 "bandwidth": variant_bandwidth(v, plan.audio), "video": v.codec, "audio": audio}
+                for v in plan.variants]
+
+    def _jobs(self, media_id: str, media: dict[str, Any], source: str, plan: Plan) -> dict[str, Job]:
+        st = os.stat(source)
+        ident = f"{media_id}|{st.st_size}|{st.st_mtime_ns}|d={plan.segment_seconds:g}|{self.rt.ffmpeg_identity}"
+        preset = self.rt.config.transcoder.preset
+        jobs: dict[str, Job] = {}
+        for v in plan.variants:
+            kind = "remux" if v.copy else "encode"
+            jobs[v.name] = Job(f"{ident}|{v!r}|{preset}", source, v, plan.segment_seconds, plan.segment_count, kind,
+                               preset, v.tone_map)
+        for a in plan.audio:
+            jobs[a.name] = Job(f"{ident}|{a!r}", source, a, plan.segment_seconds, plan.segment_count, "encode")
+        return jobs
+
+    async def create(self, owner: str, body: Any, user_agent: str | None, client_ip: str | None) -> dict[str, Any]:
+        if self.rt.state != "ready":
+            raise ApiError(503, "shutting_down", "The server is shutting down.", [(b"retry-after", b"1")])
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid_body", "The body must be a JSON object.")
+        problems = []
+        known = {"media_id", "client_profile", "start_position_seconds", "audio_track"}
+        for k in body:
+            if k not in known:
+                problems.append({"field": k, "message": "unknown field"})
+        media_id = body.get("media_id")
+        if not isinstance(media_id, str) or not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", media_id):
+            problems.append({"field": "media_id", "message": "must be a media id (lowercase UUID)"})
+        start = body.get("start_position_seconds", 0)
+        if not _finite(start) or start < 0:
+            problems.append({"field": "start_position_seconds", "message": "must be a number >= 0"})
+        track = body.get("audio_track")
+        if track is not None and (isinstance(track, bool) or not isinstance(track, int) or track < 0):
+            problems.append({"field": "audio_track", "message": "must be an integer >= 0"})
+        caps = detect(user_agent)
+        try:
+            caps = apply_profile(caps, body.get("client_profile"))
+        except ProfileError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise ApiError(422, "invalid_body", "The request body is not valid.", problems=problems)
+        assert self.rt.catalog is not None
+        media = await asyncio.to_thread(self.rt.catalog.get_media, media_id)
+        if media is None:
+            raise ApiError(404, "media_not_found", "No media item has this id.")
+        if start >= media["duration_seconds"]:
+            raise ApiError(422, "invalid_body", "The request body is not valid.",
+                           problems=[{"field": "start_position_seconds", "message": "must be below the duration"}])
+        pb = self.rt.config.playback
+        local = is_local(client_ip, LOCAL_NETWORKS)
+        try:
+            plan = decide(media, caps, track, pb.segment_seconds, local=local,
+                          tone_map_available=self.rt.tone_map_available)
+        except NotPlayable as exc:
+            raise ApiError(422, "not_playable", f"This media cannot be played here: {exc}.") from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_body", "The request body is not valid.",
+                           problems=[{"field": "audio_track", "message": str(exc)}]) from None
+        source = await self.rt.media_source_path(media_id)
+        if source is None:
+            raise ApiError(404, "media_file_missing", "The media file is no longer available.")
+        jobs = self._jobs(media_id, media, source, plan)
+        master = master_playlist(plan)
+        assert self.rt.tokens is not None
+        ttl = self._ttl()
+
+        def build(sid: str) -> Session:
+            token = self.rt.tokens.sign("stream", sid, pb.stream_token_ttl)  # type: ignore[union-attr]
+            s = Session(sid, owner, media_id, plan, master, token, jobs, time.time(), time.monotonic() + ttl, ttl,
+                        position=float(start))
+            s.variant_bandwidths = [(v["name"], v["bandwidth"]) for v in self._variants_view(plan)]
+            return s
+
+        try:
+            session = self.sessions.create(owner, build)
+        except SessionLimit as exc:
+            self.rt.metrics.sessions_rejected.labels(exc.scope).inc()
+            code = "session_limit_per_key" if exc.scope == "key" else "session_limit"
+            raise ApiError(429, code, "Too many playback sessions; try again later.",
+                           [(b"retry-after", str(exc.retry_after).encode())]) from None
+        for job in jobs.values():
+            self.encoders.attach(job, session.id)
+        self.rt.metrics.playback_starts.labels(plan.mode).inc()
+        if plan.mode != "direct":
+            self._prewarm(session, int(start // plan.segment_seconds))
+        out: dict[str, Any] = {
+            "session_id": session.id,
+            "mode": plan.mode,
+            "master_playlist_url": f"/api/v1/playback/stream/{session.token}/master.m3u8",
+            "variants": self._variants_view(plan),
+            "duration_seconds": media["duration_seconds"],
+            "expires_at": session.view([])["expires_at"],
+        }
+        if plan.mode == "direct":
+            tok = self.rt.tokens.sign("direct", media_id, pb.stream_token_ttl)
+            out["direct_stream_url"] = f"/api/v1/media/{media_id}/stream?token={tok}"
+        return out
+
+    def _prewarm(self, session: Session, n: int) -> None:
+        plan = session.plan
+        first = [session.jobs[plan.variants[0].name]] if plan.variants else []
+        sel = next((a for a in plan.audio if a.index == plan.selected_audio), None)
+        if sel is not None:
+            first.append(session.jobs[sel.name])
+        loop = asyncio.get_running_loop()
+        for job in first:
+            loop.create_task(self.encoders.prewarm(job, 0 if job.kind == "remux" else n))
+
+    def get(self, session_id: str, owner: str) -> Session:
+        s = self.sessions.get(session_id, owner)
+        if s is None:
+            raise ApiError(404, "session_not_found", "No such playback session.")
+        return s
+
+    def view(self, s: Session) -> dict[str, Any]:
+        return s.view(self._variants_view(s.plan))
+
+    async def progress(self, session_id: str, owner: str, body: Any) -> dict[str, Any]:
+        s = self.get(session_id, owner)
+        problems = []
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid_body", "The body must be a JSON object.")
+        pos = body.get("position_seconds")
+        if not _finite(pos) or not 0 <= pos <= s.plan.duration + 5:
+            problems.append({"field": "position_seconds", "message": "must be a number within the media duration"})
+        state = body.get("state")
+        if state not in ("playing", "paused", "buffering"):
+            problems.append({"field": "state", "message": "must be playing, paused or buffering"})
+        bms = body.get("buffering_ms")
+        if bms is not None and (isinstance(bms, bool) or not isinstance(bms, int) or bms < 0):
+            problems.append({"field": "buffering_ms", "message": "must be an integer >= 0"})
+        if problems:
+            raise ApiError(422, "invalid_body", "The request body is not valid.", problems=problems)
+        s.position = float(pos)
+        s.state = state
+        if state == "buffering":
+            s.buffering_reports.append(time.time())
+            s.buffering_reports = s.buffering_reports[-10:]
+        s.touch()
+        await self._save_position(s)
+        return {"expires_at": s.view([])["expires_at"]}
+
+    async def _save_position(self, s: Session) -> None:
+        assert self.rt.catalog is not None
+        duration = s.plan.duration
+        pos, done = s.position, False
+        if pos < 30:
+            pos = 0.0
+        elif pos >= 0.95 * duration:
+            pos, done = 0.0, True
+        try:
+            await asyncio.to_thread(self.rt.catalog.set_progress, s.owner, s.media_id, pos, done)
+        except Exception:  # a full disk must not break playback
+            log.exception("could not store a resume point")
+
+    async def end(self, s: Session, reason: str) -> None:
+        if not self.sessions.take(s):
+            return
+        self.rt.metrics.sessions_ended.labels(reason).inc()
+        for job in s.jobs.values():
+            await self.encoders.detach(job.identity, s.id)
+        await self._save_position(s)
+
+    async def delete(self, session_id: str, owner: str) -> None:
+        await self.end(self.get(session_id, owner), "deleted")
+
+    async def sweep(self) -> int:
+        expired = self.sessions.expired()
+        for s in expired:
+            await self.end(s, "expired")
+        return len(expired)
+
+    async def end_all(self) -> None:
+        for s in self.sessions.all():
+            await self.end(s, "shutdown")
+
+    # --- streams -----------------------------------------------------------------------------
+    def session_for_token(self, token: str) -> Session:
+        assert self.rt.tokens is not None
+        sid = self.rt.tokens.verify(token, "stream")
+        if sid is None:
+            raise ApiError(403, "invalid_token", "The stream token is invalid or has expired.")
+        s = self.sessions.get(sid)
+        if s is None:
+            raise ApiError(404, "session_not_found", "No such playback session.")
+        return s
+
+    def parse_rest(self, s: Session, rest: str) -> tuple[str, str | None, Job | None]:
+        """(file kind, part, job) for a path under the token, per the strict grammar; else 404."""
+        if rest == "master.m3u8":
+            return "master", None, None
+        parts = rest.split("/")
+        if len(parts) != 2 or not VARIANT_RE.match(parts[0]):
+            raise ApiError(404, "not_found", "No such resource.")
+        variant, name = parts
+        job = s.jobs.get(variant)
+        if job is None:
+            raise ApiError(404, "not_found", "No such resource.")
+        if name == "index.m3u8":
+            return "playlist", None, job
+        if name == "init.mp4":
+            return "init", "init", job
+        m = SEGMENT_RE.match(name)
+        if m is None or int(m.group(1)) >= s.plan.segment_count:
+            raise ApiError(404, "not_found", "No such resource.")
+        return "segment", str(int(m.group(1))), job
+
+    async def playlist(self, s: Session, job: Job) -> bytes:
+        if job.kind == "encode":
+            return media_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count)
+        # a copied variant: the muxer's own playlist, every URI line checked against the grammar
+        deadline = time.monotonic() + self.rt.config.playback.segment_wait_timeout
+        while True:
+            text = await self.encoders.remux_playlist(job, s.id)
+            if text is not None and "seg-" in text:
+                break
+            if time.monotonic() > deadline:
+                raise ApiError(503, "segment_not_ready", "The stream is not ready yet.", [(b"retry-after", b"2")])
+            await asyncio.sleep(0.1)
+        lines = []
+        for line in text.splitlines():
+            if not line:
+                continue
+            if line.startswith("#"):
+                if line.startswith("#EXT-X-MAP:") and line != '#EXT-X-MAP:URI="init.mp4"':
+                    raise ApiError(502, "transcode_failed", "The remuxer produced an unexpected playlist.")
+                lines.append(line)
+            elif SEGMENT_RE.match(line):
+                lines.append(line)
+            else:
+                raise ApiError(502, "transcode_failed", "The remuxer produced an unexpected playlist.")
+        return ("\n".join(lines) + "\n").encode()
+
+    async def part(self, s: Session, job: Job, part: str) -> bytes:
+        timeout = self.rt.config.playback.segment_wait_timeout
+        try:
+            data = await self.encoders.get(job, part, timeout, s.id)
+        except SegmentNotReady as exc:
+            raise ApiError(503, "segment_not_ready", "The segment is not ready yet.",
+                           [(b"retry-after", str(exc.retry_after).encode())]) from None
+        except TranscoderBusy:
+            raise ApiError(503, "transcoder_busy", "All encoders are busy; try again shortly.",
+                           [(b"retry-after", b"5")]) from None
+        except TranscodeFailed as exc:
+            raise ApiError(502, "transcode_failed", f"Transcoding failed: {exc}.") from None
+        if part != "init":
+            self._maybe_prefetch(s, job, int(part))
+        return data
+
+    def _maybe_prefetch(self, s: Session, job: Job, n: int) -> None:
+        previous = s.last_segment.get(job.name)
+        s.last_segment[job.name] = n
+        if previous != n - 1 or job.kind != "encode":
+            return
+        k = self.rt.config.playback.prefetch_segments
+        wanted = [m for m in range(n + 1, min(n + 1 + k, s.plan.segment_count))
+                  if self.encoders.cached(job, str(m)) is None]
+        if not wanted:
+            return
+        if self.encoders.covers(job, wanted[-1]):
+            self.rt.metrics.prefetch.labels("skipped").inc()
+            return
+        self.rt.metrics.prefetch.labels("started").inc()
+        asyncio.get_running_loop().create_task(self.encoders.prewarm(job, wanted[0]))
+
+
+def is_video(job: Job) -> bool:
+    return isinstance(job.variant, VideoVariant)

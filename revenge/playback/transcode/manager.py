@@ -1,0 +1,225 @@
+"""Encoders shared by every viewer: single-flight per (media identity, variant), seeks, waits,
+the encoder bulkhead, idle stops and failure back-off (playback.md §6)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import blake3
+
+from ...observability.instruments import Instruments
+from ..cache.memory import MemorySegmentCache
+from .local import Encoder, EncoderFailed, Job
+
+log = logging.getLogger("revenge.transcode")
+
+
+class SegmentNotReady(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("segment not ready")
+        self.retry_after = retry_after
+
+
+class TranscoderBusy(Exception):
+    """The encoder bulkhead is full."""
+
+
+class TranscodeFailed(Exception):
+    """The encoder failed (or failed repeatedly) for this media and variant."""
+
+
+def cache_key(identity: str, part: str) -> str:
+    return blake3.blake3(f"{len(identity)}:{identity}|{len(part)}:{part}".encode()).hexdigest()[:40]
+
+
+@dataclass(slots=True)
+class _Slot:
+    encoder: Encoder | None = None
+    starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: list[float] = field(default_factory=list)
+    refs: set[str] = field(default_factory=set)         # session ids using this (media, variant)
+    recent: dict[str, bytes] = field(default_factory=dict)  # last published parts, for waiters
+    init: bytes | None = None
+
+
+class EncoderManager:
+    def __init__(self, ffmpeg: str, workroot: Path, cache: MemorySegmentCache, metrics: Instruments,
+                 max_encoders: int, lookahead: int, idle_seconds: float, kill_grace: float,
+                 max_ahead: int = 20) -> None:
+        self.ffmpeg = ffmpeg
+        self.workroot = workroot
+        self.cache = cache
+        self.m = metrics
+        self.max_encoders = max_encoders
+        self.lookahead = lookahead
+        self.idle_seconds = idle_seconds
+        self.kill_grace = kill_grace
+        self.max_ahead = max_ahead
+        self._slots: dict[str, _Slot] = {}
+        self._running = 0
+        shutil.rmtree(workroot, ignore_errors=True)  # leftovers of an earlier run
+        workroot.mkdir(parents=True, exist_ok=True)
+        metrics.encoders_active.labels("local", "encode").set_function(lambda: float(self._count("encode")))
+        metrics.encoders_active.labels("local", "remux").set_function(lambda: float(self._count("remux")))
+
+    def _count(self, kind: str) -> int:
+        return sum(1 for s in self._slots.values() if s.encoder is not None and s.encoder.alive
+                   and s.encoder.job.kind == kind)
+
+    @property
+    def active(self) -> int:
+        return sum(1 for s in self._slots.values() if s.encoder is not None and s.encoder.alive)
+
+    def _slot(self, job: Job) -> _Slot:
+        slot = self._slots.get(job.identity)
+        if slot is None:
+            slot = self._slots[job.identity] = _Slot()
+        return slot
+
+    # --- references from sessions ------------------------------------------------------------
+    def attach(self, job: Job, session_id: str) -> None:
+        self._slot(job).refs.add(session_id)
+
+    async def detach(self, identity: str, session_id: str) -> None:
+        slot = self._slots.get(identity)
+        if slot is None:
+            return
+        slot.refs.discard(session_id)
+        if not slot.refs:
+            if slot.encoder is not None:
+                await slot.encoder.stop()
+            self._slots.pop(identity, None)
+
+    # --- publishing --------------------------------------------------------------------------
+    def _publisher(self, job: Job, slot: _Slot):
+        def publish(kind: str, n: int | None, data: bytes) -> None:
+            part = "init" if kind == "init" else str(n)
+            if kind == "init":
+                slot.init = data
+            self.cache.put(cache_key(job.identity, part), data)
+            slot.recent[part] = data
+            while len(slot.recent) > 8:
+                slot.recent.pop(next(iter(slot.recent)))
+        return publish
+
+    def cached(self, job: Job, part: str) -> bytes | None:
+        if part == "init":
+            slot = self._slots.get(job.identity)
+            if slot is not None and slot.init is not None:
+                return slot.init
+        return self.cache.get(cache_key(job.identity, part))
+
+    # --- the request path --------------------------------------------------------------------
+    async def _start(self, job: Job, slot: _Slot, n: int, reason: str) -> Encoder:
+        async with slot.starting:
+            enc = slot.encoder
+            if enc is not None and enc.alive and enc.start <= n <= enc.next + self.lookahead:
+                return enc  # someone else started a suitable encoder while we waited
+            now = time.monotonic()
+            slot.failures = [t for t in slot.failures if now - t < 60]
+            if len(slot.failures) >= 3:
+                raise TranscodeFailed("the encoder failed repeatedly for this media")
+            if enc is not None:
+                await enc.stop()
+            elif self.active >= self.max_encoders:
+                self.m.bulkhead_rejected.labels("encoders", "full").inc()
+                raise TranscoderBusy()
+            wd = self.workroot / f"{job.identity[:16]}-{job.name}-{n}-{os.getpid()}-{int(now * 1000) % 10**9}"
+            enc = Encoder(self.ffmpeg, job, n, wd, self._publisher(job, slot), self.kill_grace)
+            await enc.launch()
+            slot.encoder = enc
+            self.m.encoder_starts.labels("local", reason).inc()
+            log.info("encoder started: %s from segment %d (%s)", job.name, n, reason)
+            return enc
+
+    async def get(self, job: Job, part: str, timeout: float, session_id: str | None = None) -> bytes:
+        """``init`` or a segment number as text; cache first, then an encoder."""
+        data = self.cached(job, part)
+        if data is not None:
+            return data
+        slot = self._slot(job)
+        if session_id:
+            slot.refs.add(session_id)
+        n = None if part == "init" else int(part)
+        started = time.monotonic()
+        enc = slot.encoder
+        if enc is not None and not enc.alive and enc.error is not None:
+            slot.failures.append(time.monotonic())
+            self.m.encoder_failures.labels("local").inc()
+            slot.encoder = None
+            enc = None
+        if n is None:
+            if enc is None or not enc.alive:
+                enc = await self._start(job, slot, 0 if enc is None else enc.start, "demand")
+        elif enc is None or not enc.alive or not (enc.start <= n <= enc.next + self.lookahead):
+            if job.kind == "remux" and enc is not None and enc.alive:
+                pass  # a remuxer is never restarted for seeks; far requests wait
+            else:
+                reason = "demand" if enc is None else "seek"
+                enc = await self._start(job, slot, n, reason)
+        try:
+            ok = await enc.wait_for(n, timeout - (time.monotonic() - started))
+        except EncoderFailed:
+            self.m.segment_wait.labels("error").observe(time.monotonic() - started)
+            raise TranscodeFailed("the encoder failed") from None
+        waited = time.monotonic() - started
+        if not ok:
+            self.m.segment_wait.labels("timeout").observe(waited)
+            eta = enc.eta(n) if n is not None else None
+            raise SegmentNotReady(max(1, min(30, round(eta))) if eta is not None else 2)
+        self.m.segment_wait.labels("ready").observe(waited)
+        data = slot.recent.get(part) or self.cached(job, part)
+        if data is None:
+            raise SegmentNotReady(1)
+        return data
+
+    def covers(self, job: Job, n: int) -> bool:
+        slot = self._slots.get(job.identity)
+        enc = slot.encoder if slot else None
+        return enc is not None and enc.alive and enc.start <= n
+
+    async def remux_playlist(self, job: Job, session_id: str) -> str | None:
+        """The remuxer's own playlist text (starting the remuxer if needed)."""
+        slot = self._slot(job)
+        slot.refs.add(session_id)
+        enc = slot.encoder
+        if enc is None or (not enc.alive and not (enc.finished and enc.error is None)):
+            enc = await self._start(job, slot, 0, "demand")
+        enc.last_request = time.monotonic()
+        path = enc.workdir / "ffmpeg.m3u8"
+        try:
+            return await asyncio.to_thread(path.read_text)
+        except OSError:
+            return None
+
+    async def prewarm(self, job: Job, n: int) -> None:
+        slot = self._slot(job)
+        if slot.encoder is None or not slot.encoder.alive:
+            try:
+                await self._start(job, slot, n, "prewarm")
+            except (TranscoderBusy, TranscodeFailed):
+                pass
+
+    async def reap(self) -> None:
+        """Stops idle encoders; suspends ones far ahead of demand (the encoder_reaper's job)."""
+        now = time.monotonic()
+        for identity, slot in list(self._slots.items()):
+            enc = slot.encoder
+            if enc is None:
+                continue
+            if enc.finished and enc.error is None:
+                continue
+            if enc.alive and now - enc.last_request > self.idle_seconds:
+                log.info("stopping idle encoder %s", enc.job.name)
+                await enc.stop()
+                slot.encoder = None
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(s.encoder.stop() for s in self._slots.values() if s.encoder is not None),
+                             return_exceptions=True)
+        self._slots.clear()
