@@ -44,7 +44,7 @@ PROFILES: list[tuple[str, re.Pattern[str], Capabilities]] = [
     ("player", re.compile(r"\b(mpv|vlc|kodi|lavf)\b", re.I),
      _caps("player", "h264 hevc av1 vp9 mpeg2video mpeg4 vc1", "aac mp3 opus flac vorbis ac3 eac3 dts truehd pcm",
            "y/y/n", 7680, 4320, 8, "mkv mp4 mov webm ts avi")),
-    ("android", re.compile(r"\b(exoplayer|dalvik)\b", re.I),
+    ("android", re.compile(r"\b(exoplayer(?:lib)?|dalvik)\b", re.I),
      _caps("android", "h264 hevc vp9 av1", "aac mp3 opus flac ac3 eac3", "n/n/n", 1920, 1080, 6, "mp4 mkv webm")),
     ("apple", re.compile(r"\b(applecoremedia|iphone|ipad|crios|fxios)\b", re.I),
      _caps("apple", "h264 hevc", "aac mp3 ac3 eac3 flac alac", "y/y/y", 3840, 2160, 8, "mp4 mov m4v")),

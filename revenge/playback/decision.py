@@ -86,8 +86,8 @@ def h264_level(height: int, fps: float) -> str:
 def fit(width: int, height: int, max_w: int, max_h: int) -> tuple[int, int]:
     """Scaled into the box with the aspect kept, both even."""
     scale = min(1.0, max_w / width, max_h / height)
-    w = max(2, int(width * scale) // 2 * 2)
-    h = max(2, int(height * scale) // 2 * 2)
+    w = min(max_w + (max_w % 2), max(2, round(width * scale / 2) * 2))
+    h = min(max_h + (max_h % 2), max(2, round(height * scale / 2) * 2))
     return w, h
 
 
