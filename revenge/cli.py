@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,14 +59,13 @@ def _print_problems(err: ConfigError) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .core.config import load_config, load_layers
+    from .core.config import load_config
     from .demo import generate_demo_media
     from .runtime import ensure_secret
     from .server import run_server
 
     overrides = _overrides(args)
     cfg = load_config(args.config, overrides=overrides)
-    layers = load_layers(args.config, overrides=overrides)
     data_dir = Path(cfg.server.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.library.paths:
@@ -75,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         key = ensure_secret(data_dir, "api_key")
         print(f"revenge: API key (stored in {data_dir / 'api_key'}): {key}", file=sys.stderr)
     print(f"revenge: serving on http://{cfg.server.host}:{cfg.server.port}", file=sys.stderr, flush=True)
-    run_server(cfg, layers)
+    run_server(cfg, os.path.abspath(args.config) if args.config else None, overrides)
     return 0
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +18,10 @@ from pathlib import Path
 from . import __version__
 from ._native import _compat
 from .core.config import Config
+from .core.config.reload import Reloader
+from .core.errors import ConfigError
+from .core.lifecycle.shutdown import Shutdown
+from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
 from .library.catalog import SCHEMA_VERSION, Catalog
 from .library.scanner import Scanner
@@ -24,6 +29,10 @@ from .observability.health import CheckFailed, HealthChecker, Report
 from .observability.instruments import Instruments
 from .observability.metrics import Registry
 from .observability.process import register_process_metrics
+from .resilience.breaker import BreakerRegistry
+from .resilience.bulkhead import Bulkhead
+from .resilience.client_address import ClientAddress
+from .resilience.ratelimit import RateLimiter
 from .web.auth import ApiKeys
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
@@ -111,10 +120,26 @@ class Runtime:
         self._ffmpeg_checked = False
         self.memory_cache = MemorySegmentCache(config.cache.memory, self.metrics)
         self.memory_monitor = MemoryPressureMonitor(self.memory_cache, config.cache.memory, self.metrics)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(
+            config.supervisor.strategy, config.supervisor.max_restarts, config.supervisor.max_seconds,
+            config.supervisor.restart_delay, config.supervisor.max_restart_delay, config.supervisor.reset_after,
+            config.supervisor.shutdown_timeout, self._supervisor_gave_up, self.metrics,
+        )
+        self.shutdown = Shutdown(config.shutdown.hook_timeout, config.shutdown.timeout)
+        self.rate_limiter: RateLimiter | None = None
+        self.client_address = ClientAddress(config.server.trusted_proxies)
+        self.encoder_bulkhead: Bulkhead | None = None
+        self.breakers = BreakerRegistry(lambda name: getattr(self.config.resilience.breaker, name), self.metrics)
+        self.reloader: Reloader | None = None
+
+    def _supervisor_gave_up(self) -> None:
+        if self.config.supervisor.on_give_up == "exit":
+            log.error("the supervisor gave up; exiting (supervisor.on_give_up: exit)")
+            os.kill(os.getpid(), signal.SIGTERM)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start-up in lifecycle.md order: data dir and secrets → SQLite → services → workers → ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.api_keys = ApiKeys(list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")])
         self.tokens = TokenSigner(self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret"))
@@ -127,48 +152,149 @@ class Runtime:
                                lib.probe_timeout, self._scan_finished)
         await asyncio.to_thread(self._probe_ffmpeg)
         tc = self.config.transcoder
+        enc_cfg = self.config.resilience.bulkhead.encoders
+        self.encoder_bulkhead = Bulkhead("encoders", self.max_encoders(), enc_cfg.max_queue,
+                                         self.config.playback.segment_wait_timeout, self._bulkhead_rejected)
+        self._export_bulkhead(self.encoder_bulkhead)
         self.encoders = EncoderManager(
             self.ffmpeg_path or "ffmpeg", self.data_dir / "transcode", self.memory_cache, self.metrics,
-            tc.max_encoders or max(1, (os.cpu_count() or 2) // 2), tc.lookahead_segments, tc.encoder_idle_seconds,
-            tc.kill_grace, tc.max_ahead_segments,
+            self.encoder_bulkhead, tc.lookahead_segments, tc.encoder_idle_seconds, tc.kill_grace,
+            tc.max_ahead_segments,
         )
         self.playback = PlaybackService(self, self.encoders)
+        self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
         self._register_checks()
+        self._register_workers()
+        self._register_hooks()
         self.memory_monitor.check()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self.memory_monitor.run(), name="memory_monitor"))
-        self._tasks.append(loop.create_task(self._every(5.0, self.playback.sweep), name="session_sweeper"))
-        self._tasks.append(loop.create_task(self._every(2.0, self.encoders.reap), name="encoder_reaper"))
+        await self.supervisor.start()
         self.metrics.config_last_reload_success.set(1)
         self.metrics.config_last_reload_ts.set(time.time())
         self.scanner.start()
+        self._install_sighup()
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
+
+    def max_encoders(self) -> int:
+        return self.config.transcoder.max_encoders or max(1, (os.cpu_count() or 2) // 2)
+
+    def _bulkhead_rejected(self, name: str, reason: str) -> None:
+        self.metrics.bulkhead_rejected.labels(name, reason).inc()
+
+    def _export_bulkhead(self, b: Bulkhead) -> None:
+        self.metrics.bulkhead_active.labels(b.name).set_function(lambda: float(b.active))
+        self.metrics.bulkhead_queued.labels(b.name).set_function(lambda: float(b.queued))
+
+    def _register_workers(self) -> None:
+        """Background workers, each supervised (lifecycle.md §2, revenge's children)."""
+        assert self.playback is not None and self.encoders is not None and self.rate_limiter is not None
+        sup = self.supervisor
+        sup.add(ChildSpec("session_sweeper", lambda: self._every(5.0, self.playback.sweep)))  # type: ignore[union-attr]
+        sup.add(ChildSpec("encoder_reaper", lambda: self._every(2.0, self.encoders.reap)))  # type: ignore[union-attr]
+        sup.add(ChildSpec("memory_monitor", self.memory_monitor.run))
+        sup.add(ChildSpec("rate_limit_sweeper", lambda: self._every(
+            self.config.rate_limit.sweep_interval, self._sweep_rate_limits)))
+        sup.add(ChildSpec("config_watcher", lambda: self.reloader.watch() if self.reloader else asyncio.Event().wait()))
+        sup.add(ChildSpec("library_scanner", self._scheduled_scans, restart="transient"))
+
+    async def _sweep_rate_limits(self) -> None:
+        if self.rate_limiter is not None:
+            self.rate_limiter.sweep()
+
+    async def _scheduled_scans(self) -> None:
+        while self.config.library.scan_interval > 0:
+            await asyncio.sleep(self.config.library.scan_interval)
+            if self.scanner is not None and not self.scanner.running:
+                self.scanner.start()
+
+    def _register_hooks(self) -> None:
+        """Ordered shutdown (lifecycle.md §3); HTTP drain happens in granian before these run."""
+        sd = self.shutdown
+
+        async def sessions() -> None:
+            if self.playback is not None:
+                await self.playback.end_all()
+
+        async def encoders() -> None:
+            if self.encoders is not None:
+                await self.encoders.stop_all()
+
+        async def caches() -> None:
+            self.memory_cache.clear()
+
+        async def sqlite() -> None:
+            if self.scanner is not None:
+                await self.scanner.cancel()
+            if self.catalog is not None:
+                await asyncio.to_thread(self.catalog.close)
+
+        async def flush_logs() -> None:
+            for h in logging.getLogger("revenge").handlers:
+                h.flush()
+
+        sd.register(20, "sessions", sessions)
+        sd.register(30, "encoders", encoders, timeout=self.config.transcoder.kill_grace + 3)
+        sd.register(40, "supervisor", self.supervisor.stop)
+        sd.register(50, "caches", caches)
+        sd.register(60, "sqlite", sqlite)
+        sd.register(70, "logging", flush_logs)
+
+    def _install_sighup(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_quietly("SIGHUP")))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
+            pass
+
+    async def _reload_quietly(self, source: str) -> None:
+        if self.reloader is None:
+            return
+        try:
+            await self.reloader.reload(source)
+        except ConfigError:
+            pass
+
+    def apply_config(self, new: Config, keys: list[str]) -> None:
+        """Applies reloadable changes to running components; nothing is reset."""
+        self.config = new
+        if self.rate_limiter is not None and any(k.startswith("rate_limit.") for k in keys):
+            self.rate_limiter.reconfigure(new.rate_limit)
+        if any(k.startswith("cache.memory.") for k in keys):
+            self.memory_cache.reconfigure(new.cache.memory)
+            self.memory_monitor.cfg = new.cache.memory
+        if any(k.startswith("logging.") for k in keys):
+            from .logs import setup_logging
+
+            setup_logging(new.logging.level, new.logging.format)
+        if self.encoder_bulkhead is not None:
+            self.encoder_bulkhead.resize(self.max_encoders(), new.resilience.bulkhead.encoders.max_queue,
+                                         new.playback.segment_wait_timeout)
+        if self.encoders is not None:
+            tc = new.transcoder
+            self.encoders.lookahead = tc.lookahead_segments
+            self.encoders.idle_seconds = tc.encoder_idle_seconds
+            self.encoders.max_ahead = tc.max_ahead_segments
+        self.api_keys = ApiKeys(list(new.auth.api_keys) or self.api_keys_fallback())
+        self.client_address = ClientAddress(new.server.trusted_proxies)
+        self.health.cache_ttl = new.health.cache_ttl
+        self.health.default_timeout = new.health.default_timeout
+        self.breakers.reconfigure()
+
+    def api_keys_fallback(self) -> list[str]:
+        return [ensure_secret(self.data_dir, "api_key")]
 
     async def _every(self, seconds: float, job) -> None:  # type: ignore[no-untyped-def]
         while True:
             await asyncio.sleep(seconds)
-            try:
-                await job()
-            except Exception:
-                log.exception("background job %s failed", getattr(job, "__name__", job))
+            await job()
 
     async def stop(self) -> None:
+        """The lifespan shutdown event: granian has drained HTTP; run the ordered hooks once."""
         self.state = "stopping"
         self.health._report = None
-        if self.playback is not None:
-            await self.playback.end_all()
-        if self.encoders is not None:
-            await self.encoders.stop_all()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self.scanner is not None:
-            await self.scanner.cancel()
-        self.memory_cache.clear()
-        if self.catalog is not None:
-            await asyncio.to_thread(self.catalog.close)
+        ok = await self.shutdown.trigger("lifespan shutdown")
+        if not ok:
+            log.error("shutdown finished with problems: %s", self.shutdown.results)
 
     @property
     def uptime(self) -> float:
@@ -183,6 +309,7 @@ class Runtime:
         h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
         h.register("memory", "warm", self._check_memory)
         h.register("config", "cold", self._check_config)
+        h.register("supervisor", "warm", self._check_supervisor)
 
     def _check_lifecycle(self) -> None:
         if self.state == "starting":
@@ -266,8 +393,15 @@ class Runtime:
             raise CheckFailed(f"system memory use is {ratio:.0%}, above the critical threshold")
 
     def _check_config(self) -> None:
-        if self.metrics.config_last_reload_success._only().get() != 1:
-            raise CheckFailed("the last configuration reload failed")
+        if self.reloader is not None and not self.reloader.last_ok:
+            raise CheckFailed("the last configuration reload failed; the previous configuration is serving")
+        if self.reloader is not None and self.reloader.pending_restart:
+            raise CheckFailed("a restart is needed to apply: " + ", ".join(self.reloader.pending_restart)[:200])
+
+    def _check_supervisor(self) -> None:
+        problem = self.supervisor.healthy()
+        if problem is not None:
+            raise CheckFailed(problem)
 
     def _export_health(self, report: Report) -> None:
         m = self.metrics

@@ -7,6 +7,7 @@ environment, because granian spawns workers as fresh processes from an import st
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import orjson
@@ -16,14 +17,24 @@ from .core.config import Config
 CONFIG_ENV = "REVENGE_INTERNAL_CONFIG_JSON"
 
 
-def run_server(config: Config, layers: dict[str, Any]) -> None:
+def run_server(config: Config, config_file: str | None, overrides: dict[str, Any]) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
 
-    os.environ[CONFIG_ENV] = orjson.dumps(layers).decode()
+    class RevengeGranian(Granian):  # type: ignore[misc]
+        """granian answers SIGHUP by respawning its workers, which would end every session; revenge
+        forwards SIGHUP to the worker instead, where it means "reload the configuration"."""
+
+        def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
+            for worker in list(getattr(self, "wrks", [])):
+                pid = getattr(getattr(worker, "inner", None), "pid", None)
+                if pid:
+                    os.kill(pid, signal.SIGHUP)
+
+    os.environ[CONFIG_ENV] = orjson.dumps({"config_file": config_file, "overrides": overrides}).decode()
     level = {"debug": LogLevels.debug, "info": LogLevels.info, "warning": LogLevels.warning, "error": LogLevels.error}
-    server = Granian(
+    server = RevengeGranian(
         "revenge.web.app:create_app",
         factory=True,
         address=config.server.host,

@@ -88,5 +88,28 @@ class Instruments:
         self.bulkhead_rejected = Counter(
             "revenge_bulkhead_rejected_total", "Bulkhead rejections.", ["name", "reason"], registry=r
         )
+        self.rate_limit_keys = Gauge("revenge_rate_limit_keys", "Keys in the rate-limit table.", ["policy"], registry=r)
+        self.rate_limit_evicted = Counter(
+            "revenge_rate_limit_keys_evicted_total", "LRU evictions of a full rate-limit table.", ["policy"], registry=r
+        )
+        self.breaker_state = Gauge(
+            "revenge_circuit_breaker_state", "0 closed, 1 open, 2 half-open.", ["name"], registry=r
+        )
+        self.breaker_transitions = Counter(
+            "revenge_circuit_breaker_transitions_total", "Breaker state changes.", ["name", "to"], registry=r
+        )
+        self.breaker_rejected = Counter(
+            "revenge_circuit_breaker_rejected_total", "Calls rejected by a breaker.", ["name"], registry=r
+        )
+        self.retries = Counter("revenge_retries_total", "Retries (not first attempts).", ["operation"], registry=r)
+        self.bulkhead_active = Gauge("revenge_bulkhead_active", "Running callers.", ["name"], registry=r)
+        self.bulkhead_queued = Gauge("revenge_bulkhead_queued", "Waiting callers.", ["name"], registry=r)
+        self.supervisor_restarts = Counter(
+            "revenge_supervisor_restarts_total", "Worker restarts.", ["child"], registry=r
+        )
+        self.supervisor_child_up = Gauge("revenge_supervisor_child_up", "1 while the worker runs.", ["child"], registry=r)
+        self.lazy_init = Gauge(
+            "revenge_lazy_init_seconds", "Time the last initialisation of a lazy service took.", ["service"], registry=r
+        )
         self.memory_pressure_ratio = Gauge("revenge_memory_pressure_ratio", "System memory in use, 0-1.", registry=r)
         self.memory_pressure_level = Gauge("revenge_memory_pressure_level", "0 normal, 1 high, 2 critical.", registry=r)

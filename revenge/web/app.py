@@ -10,10 +10,12 @@ from typing import Any
 
 from ..core.config import Config
 from ..runtime import Runtime
+from .handlers.admin import AdminHandlers
 from .handlers.media import MediaHandlers
 from .handlers.playback import PREFIX, PlaybackHandlers
 from .handlers.system import SystemHandlers
 from .middleware.metrics import MetricsMiddleware
+from .middleware.ratelimit import RateLimitMiddleware
 from .middleware.request_id import RequestIdMiddleware
 from .responses import send_error
 from .router import Match, Router
@@ -28,7 +30,8 @@ class RevengeApp:
         self.runtime = Runtime(config)
         self.router = Router()
         self._add_routes()
-        self._stack = RequestIdMiddleware(MetricsMiddleware(self._dispatch, self.runtime.metrics))
+        self._stack = RequestIdMiddleware(MetricsMiddleware(
+            RateLimitMiddleware(self._dispatch, self.runtime), self.runtime.metrics))
 
     def _add_routes(self) -> None:
         r = self.router
@@ -53,6 +56,8 @@ class RevengeApp:
         r.add("GET", "/api/v1/playback/sessions/{sid}", pb.get)
         r.add("DELETE", "/api/v1/playback/sessions/{sid}", pb.delete)
         r.add("POST", "/api/v1/playback/sessions/{sid}/progress", pb.progress)
+        admin = AdminHandlers(self.runtime)
+        r.add("POST", "/api/v1/admin/config/reload", admin.reload)
         r.add_prefix(["*"], PREFIX, "/api/v1/playback/stream/{token}/{variant}/{file}", pb.stream)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,18 +120,21 @@ class RevengeApp:
 
 
 def create_app() -> RevengeApp:
-    """Factory for granian workers: the CLI validated the config and passed its layers on."""
+    """Factory for granian workers: the CLI validated the config; the worker loads the same layers
+    (file, environment, flags) so hot reload can load them again later."""
     import os
 
     import orjson
 
-    from ..core.config.schema import build
-
-    data = orjson.loads(os.environ.get("REVENGE_INTERNAL_CONFIG_JSON", "{}"))
-    cfg, problems = build(data)
-    if cfg is None:
-        raise SystemExit(f"invalid configuration: {problems}")
+    from ..core.config import load_config
+    from ..core.config.reload import Reloader
     from ..logs import setup_logging
 
+    spec = orjson.loads(os.environ.get("REVENGE_INTERNAL_CONFIG_JSON", "{}"))
+    config_file, overrides = spec.get("config_file"), spec.get("overrides") or {}
+    cfg = load_config(config_file, overrides=overrides)
     setup_logging(cfg.logging.level, cfg.logging.format)
-    return RevengeApp(cfg)
+    app = RevengeApp(cfg)
+    rt = app.runtime
+    rt.reloader = Reloader(cfg, config_file, dict(os.environ), overrides, rt.apply_config, rt.metrics)
+    return app

@@ -27,7 +27,9 @@ D = 2
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, demo_media) -> ServerProcess:
     env = {"REVENGE_PLAYBACK__SEGMENT_SECONDS": str(D), "REVENGE_PLAYBACK__MAX_SESSIONS_PER_KEY": "4",
-           "REVENGE_AUTH__API_KEYS": "key-a-0123456789,key-b-0123456789"}
+           "REVENGE_AUTH__API_KEYS": "key-a-0123456789,key-b-0123456789",
+           "REVENGE_RATE_LIMIT__AUTH_FAILURE__BURST": "10000", "REVENGE_RATE_LIMIT__API__BURST": "10000",
+           "REVENGE_RATE_LIMIT__SESSION_START__BURST": "10000"}
     s = start_server(tmp_path_factory.mktemp("hls"), demo_media, env=env)
     yield s
     s.stop()
@@ -139,6 +141,9 @@ def test_two_sessions_share_one_encoder_and_the_cache(srv, ids):
     profile = {"max_bitrate_kbps": 1300}  # a variant no other test has cached
     one = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
     two = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
+    deadline = time.monotonic() + 10
+    while metric(srv, r"revenge_encoder_starts_total\{") - starts < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the prewarm starts run in the background
     after_create = metric(srv, r"revenge_encoder_starts_total\{")
     assert after_create - starts == 2  # video + audio prewarm, once for both sessions
     hits = metric(srv, r"revenge_segment_cache_hits_total")

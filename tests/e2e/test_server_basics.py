@@ -35,7 +35,9 @@ def test_status_and_ready(server):
         ready = c.get("/health/ready")
     assert status.status_code in (200, 207)
     body = status.json()
-    assert set(body) == {"status", "checks", "version", "uptime_seconds"}
+    assert set(body) == {"status", "checks", "version", "uptime_seconds", "workers"}
+    workers = {w["name"]: w["state"] for w in body["workers"]}
+    assert workers["session_sweeper"] == workers["memory_monitor"] == workers["config_watcher"] == "running"
     for name in ("lifecycle", "disk_space", "ffmpeg", "memory", "config"):
         check = body["checks"][name]
         assert set(check) == {"category", "status", "latency_ms", "error", "checked_at"}

@@ -159,10 +159,27 @@ class BulkheadConfig:
 
 
 @dataclass(frozen=True)
+class BreakersConfig:
+    transcoder_remote: BreakerConfig = field(default_factory=BreakerConfig)
+
+
+@dataclass(frozen=True)
+class RetriesConfig:
+    transcoder_remote: RetryConfig = field(default_factory=RetryConfig)
+
+
+@dataclass(frozen=True)
+class BulkheadsConfig:
+    transcoder_remote: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(64, 128, 2.0))
+    # max_concurrent of the encoders bulkhead always equals transcoder.max_encoders
+    encoders: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(1, 16, 15.0))
+
+
+@dataclass(frozen=True)
 class ResilienceConfig:
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    retry: RetryConfig = field(default_factory=RetryConfig)
-    bulkhead: BulkheadConfig = field(default_factory=BulkheadConfig)
+    breaker: BreakersConfig = field(default_factory=BreakersConfig)
+    retry: RetriesConfig = field(default_factory=RetriesConfig)
+    bulkhead: BulkheadsConfig = field(default_factory=BulkheadsConfig)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,9 @@ class Encoder:
     """One running ffmpeg. ``publish(name, data)`` receives ``init`` and each segment number."""
 
     def __init__(self, ffmpeg: str, job: Job, start: int, workdir: Path,
-                 publish: Callable[[str, int | None, bytes], None], kill_grace: float = 2.0) -> None:
+                 publish: Callable[[str, int | None, bytes], None], kill_grace: float = 2.0,
+                 on_exit: Callable[[], None] | None = None) -> None:
+        self._on_exit = on_exit
         self.job = job
         self.start = start
         self.next = start            # the next segment this encoder will produce
@@ -222,8 +224,15 @@ class Encoder:
                           tail[-600:])
             self.finished = True
         finally:
+            self._exited()
             async with self._changed:
                 self._changed.notify_all()
+
+    def _exited(self) -> None:
+        """Runs once when the process is gone (releases the encoder's bulkhead slot)."""
+        if self._on_exit is not None:
+            fn, self._on_exit = self._on_exit, None
+            fn()
 
     async def wait_for(self, n: int | None, timeout: float) -> bool:
         """True once segment ``n`` (or ``init`` when None) was published; False on timeout;
@@ -292,6 +301,7 @@ class Encoder:
             if not t.done():
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._exited()
         async with self._changed:
             self._changed.notify_all()
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)

@@ -13,7 +13,10 @@ from pathlib import Path
 import blake3
 
 from ...observability.instruments import Instruments
+from ...resilience.bulkhead import Bulkhead
+from ...resilience.errors import BulkheadError
 from ..cache.memory import MemorySegmentCache
+from ..decision import VideoVariant
 from .local import Encoder, EncoderFailed, Job
 
 log = logging.getLogger("revenge.transcode")
@@ -49,13 +52,13 @@ class _Slot:
 
 class EncoderManager:
     def __init__(self, ffmpeg: str, workroot: Path, cache: MemorySegmentCache, metrics: Instruments,
-                 max_encoders: int, lookahead: int, idle_seconds: float, kill_grace: float,
+                 bulkhead: Bulkhead, lookahead: int, idle_seconds: float, kill_grace: float,
                  max_ahead: int = 20) -> None:
         self.ffmpeg = ffmpeg
         self.workroot = workroot
         self.cache = cache
         self.m = metrics
-        self.max_encoders = max_encoders
+        self.bulkhead = bulkhead
         self.lookahead = lookahead
         self.idle_seconds = idle_seconds
         self.kill_grace = kill_grace
@@ -125,13 +128,24 @@ class EncoderManager:
             if len(slot.failures) >= 3:
                 raise TranscodeFailed("the encoder failed repeatedly for this media")
             if enc is not None:
-                await enc.stop()
-            elif self.active >= self.max_encoders:
-                self.m.bulkhead_rejected.labels("encoders", "full").inc()
-                raise TranscoderBusy()
+                await enc.stop()  # a seek: the old encoder gives its slot back first
+            # only video encodes are CPU-heavy; audio renditions and remuxers (copies) run beside
+            # them, otherwise one session's audio would wait for its own video on a small machine
+            heavy = job.kind == "encode" and isinstance(job.variant, VideoVariant)
+            if heavy:
+                try:
+                    await self.bulkhead.acquire()
+                except BulkheadError:
+                    raise TranscoderBusy() from None
             wd = self.workroot / f"{job.identity[:16]}-{job.name}-{n}-{os.getpid()}-{int(now * 1000) % 10**9}"
-            enc = Encoder(self.ffmpeg, job, n, wd, self._publisher(job, slot), self.kill_grace)
-            await enc.launch()
+            enc = Encoder(self.ffmpeg, job, n, wd, self._publisher(job, slot), self.kill_grace,
+                          on_exit=self.bulkhead.release if heavy else None)
+            try:
+                await enc.launch()
+            except BaseException:
+                if heavy:
+                    self.bulkhead.release()
+                raise
             slot.encoder = enc
             self.m.encoder_starts.labels("local", reason).inc()
             log.info("encoder started: %s from segment %d (%s)", job.name, n, reason)

@@ -50,6 +50,7 @@ class SystemHandlers:
     async def status(self, scope: Scope, receive: Receive, send: Send, **_: str) -> None:
         report = await self.rt.health_report()
         body = report_body(report, self.rt.version, self.rt.uptime)
+        body["workers"] = self.rt.supervisor.status()
         await send_json(send, report.http_status, body, head=scope["method"] == "HEAD")
 
     async def ready(self, scope: Scope, receive: Receive, send: Send, **_: str) -> None:

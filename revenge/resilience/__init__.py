@@ -1,0 +1,1 @@
+"""Circuit breaker, retry, bulkhead and rate limiting, used by the running server."""

@@ -1,0 +1,27 @@
+"""Administration: configuration hot reload."""
+from __future__ import annotations
+
+from ...core.errors import ConfigError
+from ...runtime import Runtime
+from ..responses import send_json
+from ..types import Receive, Scope, Send
+from .common import guarded
+
+
+class AdminHandlers:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.reload = guarded(rt)(self._reload)
+
+    async def _reload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.rt.reloader is not None
+        try:
+            out = await self.rt.reloader.reload("api")
+        except ConfigError as exc:
+            await send_json(send, 422, {
+                "error": {"code": "invalid_config",
+                          "message": "The new configuration was rejected; the previous one keeps serving."},
+                "problems": exc.problems,
+            })
+            return
+        await send_json(send, 200, out)

@@ -1,0 +1,151 @@
+"""Resilience and lifecycle reached through the running server: rate limits, config hot reload
+(API, SIGHUP, file watcher), graceful drain on SIGTERM."""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def metric(srv, pattern: str) -> float:
+    with srv.client() as c:
+        text = c.get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
+
+
+def test_rate_limits_per_key_session_start_and_auth_failures(tmp_path, demo_media):
+    env = {"REVENGE_RATE_LIMIT__API__RATE": "1", "REVENGE_RATE_LIMIT__API__BURST": "3",
+           "REVENGE_AUTH__API_KEYS": "key-one-0000000000,key-two-0000000000",
+           "REVENGE_RATE_LIMIT__AUTH_FAILURE__BURST": "2", "REVENGE_RATE_LIMIT__AUTH_FAILURE__RATE": "0.1"}
+    s = start_server(tmp_path, demo_media, env=env, wait_for_scan=False)
+    try:
+        with httpx.Client(base_url=s.base_url) as c:
+            one = {"X-Api-Key": "key-one-0000000000"}
+            codes = [c.get("/api/v1/media", headers=one).status_code for _ in range(4)]
+            assert codes[:3] == [200, 200, 200] and codes[3] == 429
+            r = c.get("/api/v1/media", headers=one)
+            assert r.status_code == 429 and r.headers["retry-after"].isdigit() and int(r.headers["retry-after"]) >= 1
+            assert r.json()["error"]["code"] == "rate_limited"
+            assert c.get("/api/v1/media", headers={"X-Api-Key": "key-two-0000000000"}).status_code == 200
+            assert c.get("/health/live").status_code == 200  # not limited
+            # a forged X-Forwarded-For from an untrusted peer changes nothing
+            bad = {"X-Api-Key": "wrong", "X-Forwarded-For": "203.0.113.9"}
+            assert [c.get("/api/v1/media", headers=bad).status_code for _ in range(3)] == [403, 403, 429]
+            assert c.get("/api/v1/media", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+        assert metric(s, r'revenge_rate_limited_total\{policy="api"\}') >= 2
+        assert metric(s, r'revenge_rate_limit_keys\{policy="api"\}') >= 2
+    finally:
+        s.stop()
+
+
+def test_session_start_bucket_is_stricter(tmp_path, demo_media):
+    env = {"REVENGE_RATE_LIMIT__SESSION_START__RATE": "0.1", "REVENGE_RATE_LIMIT__SESSION_START__BURST": "1"}
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = c.get("/api/v1/media").json()["items"][0]["id"]
+            first = c.post("/api/v1/playback/sessions", json={"media_id": mid})
+            second = c.post("/api/v1/playback/sessions", json={"media_id": mid})
+            assert first.status_code == 201 and second.status_code == 429
+            assert c.get("/api/v1/media").status_code == 200  # the api bucket still has room
+        assert metric(s, r'revenge_rate_limited_total\{policy="session_start"\}') == 1
+    finally:
+        s.stop()
+
+
+def test_config_reload_api_sighup_and_watcher(tmp_path, demo_media):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("rate_limit:\n  api:\n    rate: 50\n    burst: 100\n")
+    s = start_server(tmp_path, demo_media, extra_args=["--config", str(cfg)])
+    try:
+        with s.api() as c:
+            # a bad file: 422 with the problems, and the old config keeps serving
+            cfg.write_text("rate_limit:\n  api:\n    rate: -5\n    brust: 1\n")
+            r = c.post("/api/v1/admin/config/reload")
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_config"
+            keys = {p["key"] for p in r.json()["problems"]}
+            assert keys == {"rate_limit.api.rate", "rate_limit.api.brust"}
+            assert c.get("/api/v1/media").status_code == 200
+            status = c.get("/health/status").json()
+            assert status["checks"]["config"]["status"] == "unhealthy"
+            assert metric(s, r"revenge_config_last_reload_success ") == 0
+            # a good one: applied at once, restart-only keys reported
+            cfg.write_text("rate_limit:\n  api:\n    rate: 1\n    burst: 2\nserver:\n  max_body_bytes: 2048\n"
+                           "library:\n  extensions: [mkv]\n")
+            r = c.post("/api/v1/admin/config/reload")
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["applied"] is True
+            assert set(body["changed"]) == {"rate_limit.api.rate", "rate_limit.api.burst", "server.max_body_bytes"}
+            assert body["restart_required"] == ["library.extensions"]
+            codes = [c.get("/api/v1/media").status_code for _ in range(4)]
+            assert 429 in codes  # the new, tighter bucket is in force
+        assert metric(s, r'revenge_config_reloads_total\{result="ok"\}') == 1
+        assert metric(s, r"revenge_config_restart_required ") == 1
+        # SIGHUP reloads too (forwarded by the granian main process to the worker)
+        cfg.write_text("rate_limit:\n  api:\n    rate: 1000\n    burst: 1000\n")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while metric(s, r'revenge_config_reloads_total\{result="ok"\}') < 2:
+            assert time.monotonic() < deadline, s.log()
+            time.sleep(0.2)
+        assert s.proc.poll() is None  # the worker was not respawned, the server still runs
+        # the file watcher: an atomic rename counts
+        tmp = tmp_path / "config.new"
+        tmp.write_text("rate_limit:\n  api:\n    rate: 999\n    burst: 999\n")
+        tmp.replace(cfg)
+        deadline = time.monotonic() + 15
+        while metric(s, r'revenge_config_reloads_total\{result="ok"\}') < 3:
+            assert time.monotonic() < deadline, s.log()
+            time.sleep(0.2)
+    finally:
+        s.stop()
+
+
+def test_sigterm_drains_a_slow_download(tmp_path, demo_media):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = lib / "big.mp4"
+    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
+    size = 24 * 1024 * 1024
+    with open(big, "r+b") as f:
+        f.truncate(size)
+    s = start_server(tmp_path, lib)
+    got = {"bytes": 0, "error": None}
+    started = threading.Event()
+    try:
+        with s.api() as c:
+            mid = c.get("/api/v1/media").json()["items"][0]["id"]
+
+        def download():
+            try:
+                with httpx.Client(base_url=s.base_url, headers={"X-Api-Key": s.api_key}, timeout=60) as c:
+                    with c.stream("GET", f"/api/v1/media/{mid}/stream") as r:
+                        for chunk in r.iter_raw(64 * 1024):
+                            got["bytes"] += len(chunk)
+                            started.set()
+                            time.sleep(0.01)  # a slow client: ~6 MB/s
+            except Exception as exc:  # noqa: BLE001
+                got["error"] = exc
+
+        t = threading.Thread(target=download)
+        t.start()
+        assert started.wait(10)
+        s.proc.send_signal(signal.SIGTERM)
+        t.join(60)
+        assert got["error"] is None and got["bytes"] == size
+        assert s.proc.wait(30) == 0
+        log = s.log()
+        assert "revenge.shutdown" in log or "shutdown" in log
+    finally:
+        s.stop()
