@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--data-dir", help="data directory (server.data_dir)")
     sc.add_argument("--library", action="append", help="media folder (library.paths); repeatable")
 
+    t = sub.add_parser("transcoder", help="run the remote transcoder service")
+    t.add_argument("--host", default="127.0.0.1")
+    t.add_argument("--port", type=int, default=8097)
+    t.add_argument("--api-key", help="bearer key callers must send (default: REVENGE_TRANSCODER__API_KEY)")
+    t.add_argument("--data-dir", default="./var-transcoder", help="work directory for encoder output")
+    t.add_argument("--max-encoders", type=int, default=0, help="concurrent encoders; 0 = max(1, cores / 2)")
+
     d = sub.add_parser("demo-media", help="write a small demo library with ffmpeg")
     d.add_argument("dir")
     return p
@@ -126,6 +133,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0 if st["state"] == "idle" else 1
 
 
+def cmd_transcoder(args: argparse.Namespace) -> int:
+    from .server import run_transcoder
+
+    key = args.api_key or os.environ.get("REVENGE_TRANSCODER__API_KEY")
+    if not key:
+        print("revenge: the transcoder needs --api-key (or REVENGE_TRANSCODER__API_KEY)", file=sys.stderr)
+        return 2
+    max_enc = args.max_encoders or max(1, (os.cpu_count() or 2) // 2)
+    print(f"revenge: transcoder on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    run_transcoder(args.host, args.port, key, os.path.abspath(args.data_dir), max_enc)
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from .core.config import load_config
 
@@ -149,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "scan":
             return cmd_scan(args)
+        if args.command == "transcoder":
+            return cmd_transcoder(args)
         if args.command == "config":
             return cmd_config_check(args)
         if args.command == "demo-media":

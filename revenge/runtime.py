@@ -33,11 +33,14 @@ from .resilience.breaker import BreakerRegistry
 from .resilience.bulkhead import Bulkhead
 from .resilience.client_address import ClientAddress
 from .resilience.ratelimit import RateLimiter
+from .resilience.retry import Retry
 from .web.auth import ApiKeys
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
 from .playback.service import PlaybackService
+from .playback.transcode.local import Job
 from .playback.transcode.manager import EncoderManager
+from .playback.transcode.remote import RemoteTranscoderClient
 
 log = logging.getLogger("revenge")
 
@@ -131,6 +134,8 @@ class Runtime:
         self.encoder_bulkhead: Bulkhead | None = None
         self.breakers = BreakerRegistry(lambda name: getattr(self.config.resilience.breaker, name), self.metrics)
         self.reloader: Reloader | None = None
+        self.remote_client: RemoteTranscoderClient | None = None
+        self.remote_bulkhead: Bulkhead | None = None
 
     def _supervisor_gave_up(self) -> None:
         if self.config.supervisor.on_give_up == "exit":
@@ -156,10 +161,13 @@ class Runtime:
         self.encoder_bulkhead = Bulkhead("encoders", self.max_encoders(), enc_cfg.max_queue,
                                          self.config.playback.segment_wait_timeout, self._bulkhead_rejected)
         self._export_bulkhead(self.encoder_bulkhead)
+        if tc.mode == "remote":
+            self.remote_client = self._remote_client()
         self.encoders = EncoderManager(
             self.ffmpeg_path or "ffmpeg", self.data_dir / "transcode", self.memory_cache, self.metrics,
             self.encoder_bulkhead, tc.lookahead_segments, tc.encoder_idle_seconds, tc.kill_grace,
-            tc.max_ahead_segments,
+            tc.max_ahead_segments, remote=self.remote_client, source_url_for=self._source_url,
+            poll_interval=tc.remote_poll_interval,
         )
         self.playback = PlaybackService(self, self.encoders)
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
@@ -174,6 +182,32 @@ class Runtime:
         self._install_sighup()
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
+
+    def _remote_client(self) -> RemoteTranscoderClient:
+        """Remote transcoder calls: lazy client → retry → breaker → bulkhead → timeout."""
+        tc = self.config.transcoder
+        res = self.config.resilience
+        breaker = self.breakers.get("transcoder_remote")
+        retry = Retry("transcoder_remote", res.retry.transcoder_remote,
+                      on_retry=lambda op: self.metrics.retries.labels(op).inc())
+        bh = res.bulkhead.transcoder_remote
+        self.remote_bulkhead = Bulkhead("transcoder_remote", bh.max_concurrent, bh.max_queue, bh.max_wait,
+                                        self._bulkhead_rejected)
+        self._export_bulkhead(self.remote_bulkhead)
+        assert tc.remote_url is not None
+        return RemoteTranscoderClient(
+            tc.remote_url, tc.api_key, breaker, retry, self.remote_bulkhead, tc.remote_connect_timeout,
+            tc.remote_request_timeout, self.config.lazy.retry_backoff,
+            on_init=lambda name, secs: self.metrics.lazy_init.labels(name).set(secs),
+        )
+
+    def _source_url(self, job: Job) -> str:
+        tc = self.config.transcoder
+        base = (tc.remote_source_url or f"http://{self.config.server.host}:{self.config.server.port}").rstrip("/")
+        assert self.tokens is not None
+        ttl = job.segment_count * job.segment_seconds + tc.internal_token_ttl
+        token = self.tokens.sign("source", job.media_id, ttl)
+        return f"{base}/internal/v1/media/{job.media_id}/source?token={token}"
 
     def max_encoders(self) -> int:
         return self.config.transcoder.max_encoders or max(1, (os.cpu_count() or 2) // 2)
@@ -221,6 +255,8 @@ class Runtime:
 
         async def caches() -> None:
             self.memory_cache.clear()
+            if self.remote_client is not None:
+                await self.remote_client.lazy.close()
 
         async def sqlite() -> None:
             if self.scanner is not None:
@@ -266,6 +302,11 @@ class Runtime:
             from .logs import setup_logging
 
             setup_logging(new.logging.level, new.logging.format)
+        if self.remote_bulkhead is not None:
+            rb = new.resilience.bulkhead.transcoder_remote
+            self.remote_bulkhead.resize(rb.max_concurrent, rb.max_queue, rb.max_wait)
+        if self.remote_client is not None:
+            self.remote_client.retry.cfg = new.resilience.retry.transcoder_remote
         if self.encoder_bulkhead is not None:
             self.encoder_bulkhead.resize(self.max_encoders(), new.resilience.bulkhead.encoders.max_queue,
                                          new.playback.segment_wait_timeout)
@@ -310,6 +351,8 @@ class Runtime:
         h.register("memory", "warm", self._check_memory)
         h.register("config", "cold", self._check_config)
         h.register("supervisor", "warm", self._check_supervisor)
+        if self.remote_client is not None:
+            h.register("transcoder_remote", "cold", self._check_remote, timeout=2.5)
 
     def _check_lifecycle(self) -> None:
         if self.state == "starting":
@@ -397,6 +440,14 @@ class Runtime:
             raise CheckFailed("the last configuration reload failed; the previous configuration is serving")
         if self.reloader is not None and self.reloader.pending_restart:
             raise CheckFailed("a restart is needed to apply: " + ", ".join(self.reloader.pending_restart)[:200])
+
+    async def _check_remote(self) -> None:
+        assert self.remote_client is not None
+        b = self.remote_client.breaker
+        if b.state == "open":
+            raise CheckFailed(f"circuit breaker open; retry in {b.retry_after():.0f} s")
+        if not await self.remote_client.probe_health():
+            raise CheckFailed("the remote transcoder does not answer /health/live")
 
     def _check_supervisor(self) -> None:
         problem = self.supervisor.healthy()

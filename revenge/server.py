@@ -48,3 +48,16 @@ def run_server(config: Config, config_file: str | None, overrides: dict[str, Any
         workers_kill_timeout=int(config.shutdown.timeout) or None,
     )
     server.serve()
+
+
+def run_transcoder(host: str, port: int, api_key: str, workroot: str, max_encoders: int) -> None:
+    """The remote transcoder service, on the same granian runner."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+
+    os.environ["REVENGE_INTERNAL_TRANSCODER_JSON"] = orjson.dumps(
+        {"api_key": api_key, "workroot": workroot, "max_encoders": max_encoders}).decode()
+    Granian(
+        "revenge.playback.transcode.service:create_transcoder_app", factory=True, address=host, port=port,
+        interface=Interfaces.ASGI, loop=Loops.uvloop, http=HTTPModes.http1, workers=1, websockets=False,
+    ).serve()

@@ -117,7 +117,7 @@ class ServerProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)  # granian's worker too, never an orphan
                 self.proc.wait(5)
         return self.proc.returncode
 
@@ -150,7 +150,8 @@ def start_server(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_") or k == "REVENGE_NO_EXTENSIONS"}
     full_env.update(env or {})
     logf = open(log_path, "wb")
-    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path))
+    proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path),
+                            start_new_session=True)
     logf.close()
     server = ServerProcess(f"http://127.0.0.1:{port}", proc, data_dir, log_path)
     keys = (env or {}).get("REVENGE_AUTH__API_KEYS")

@@ -16,7 +16,8 @@ from .decision import NotPlayable, Plan, VideoVariant, decide
 from .hls import master_playlist, media_playlist, variant_bandwidth
 from .sessions import Session, SessionLimit, SessionRegistry
 from .transcode.local import Job
-from .transcode.manager import EncoderManager, SegmentNotReady, TranscodeFailed, TranscoderBusy
+from .transcode.manager import (EncoderManager, SegmentNotReady, TranscodeFailed, TranscoderBusy,
+                                 TranscoderUnavailable)
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -63,9 +64,10 @@ class PlaybackService:
         for v in plan.variants:
             kind = "remux" if v.copy else "encode"
             jobs[v.name] = Job(f"{ident}|{v!r}|{preset}", source, v, plan.segment_seconds, plan.segment_count, kind,
-                               preset, v.tone_map)
+                               preset, v.tone_map, media_id)
         for a in plan.audio:
-            jobs[a.name] = Job(f"{ident}|{a!r}", source, a, plan.segment_seconds, plan.segment_count, "encode")
+            jobs[a.name] = Job(f"{ident}|{a!r}", source, a, plan.segment_seconds, plan.segment_count, "encode",
+                               media_id=media_id)
         return jobs
 
     async def create(self, owner: str, body: Any, user_agent: str | None, client_ip: str | None) -> dict[str, Any]:
@@ -298,6 +300,9 @@ class PlaybackService:
                            [(b"retry-after", b"5")]) from None
         except TranscodeFailed as exc:
             raise ApiError(502, "transcode_failed", f"Transcoding failed: {exc}.") from None
+        except TranscoderUnavailable as exc:
+            raise ApiError(503, "transcoder_unavailable", "The transcoder is unavailable; try again later.",
+                           [(b"retry-after", str(exc.retry_after).encode())]) from None
         if part != "init":
             self._maybe_prefetch(s, job, int(part))
         return data

@@ -72,6 +72,11 @@ class TranscoderConfig:
     max_ahead_segments: int = opt(20, min=1, max=1000, reload=True)
     encoder_idle_seconds: float = opt(30.0, min=1, kind="duration", reload=True)
     kill_grace: float = opt(2.0, min=0, kind="duration")
+    remote_source_url: str | None = opt(None)
+    remote_connect_timeout: float = opt(2.0, min=0.05, kind="duration", reload=True)
+    remote_request_timeout: float = opt(10.0, min=0.1, kind="duration", reload=True)
+    remote_poll_interval: float = opt(0.2, min=0.01, kind="duration", reload=True)
+    internal_token_ttl: float = opt(1800.0, min=10, kind="duration", reload=True)
 
 
 @dataclass(frozen=True)

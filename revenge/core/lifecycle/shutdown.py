@@ -16,7 +16,7 @@ log = logging.getLogger("revenge.shutdown")
 
 
 @dataclass(slots=True)
-class Hook:
+class _Hook:
     priority: int
     name: str
     fn: Callable[[], Awaitable[None]]
@@ -28,13 +28,13 @@ class Shutdown:
     def __init__(self, hook_timeout: float = 5.0, budget: float = 30.0) -> None:
         self.hook_timeout = hook_timeout
         self.budget = budget
-        self._hooks: list[Hook] = []
+        self._hooks: list[_Hook] = []
         self._task: asyncio.Task[bool] | None = None
         self.reason: str | None = None
         self.results: dict[str, str] = {}
 
     def register(self, priority: int, name: str, fn: Callable[[], Awaitable[None]], timeout: float | None = None) -> None:
-        self._hooks.append(Hook(priority, name, fn, timeout or self.hook_timeout, len(self._hooks)))
+        self._hooks.append(_Hook(priority, name, fn, timeout or self.hook_timeout, len(self._hooks)))
 
     @property
     def started(self) -> bool:

@@ -48,6 +48,7 @@ class Job:
     kind: str                      # "encode" (forced keyframes) or "remux" (copy video)
     preset: str = "veryfast"
     tone_map: bool = False
+    media_id: str = ""
 
     @property
     def name(self) -> str:

@@ -9,12 +9,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import blake3
 
 from ...observability.instruments import Instruments
 from ...resilience.bulkhead import Bulkhead
-from ...resilience.errors import BulkheadError
+from ...resilience.errors import BulkheadError, CircuitOpenError, DependencyError
 from ..cache.memory import MemorySegmentCache
 from ..decision import VideoVariant
 from .local import Encoder, EncoderFailed, Job
@@ -30,6 +31,14 @@ class SegmentNotReady(Exception):
 
 class TranscoderBusy(Exception):
     """The encoder bulkhead is full."""
+
+
+class TranscoderUnavailable(Exception):
+    """The remote transcoder's breaker is open."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("transcoder unavailable")
+        self.retry_after = max(1, min(300, round(retry_after)))
 
 
 class TranscodeFailed(Exception):
@@ -53,7 +62,11 @@ class _Slot:
 class EncoderManager:
     def __init__(self, ffmpeg: str, workroot: Path, cache: MemorySegmentCache, metrics: Instruments,
                  bulkhead: Bulkhead, lookahead: int, idle_seconds: float, kill_grace: float,
-                 max_ahead: int = 20) -> None:
+                 max_ahead: int = 20, remote: Any | None = None,
+                 source_url_for: Callable[[Job], str] | None = None, poll_interval: float = 0.2) -> None:
+        self.remote = remote
+        self._source_url_for = source_url_for
+        self.poll_interval = poll_interval
         self.ffmpeg = ffmpeg
         self.workroot = workroot
         self.cache = cache
@@ -67,12 +80,17 @@ class EncoderManager:
         self._running = 0
         shutil.rmtree(workroot, ignore_errors=True)  # leftovers of an earlier run
         workroot.mkdir(parents=True, exist_ok=True)
-        metrics.encoders_active.labels("local", "encode").set_function(lambda: float(self._count("encode")))
-        metrics.encoders_active.labels("local", "remux").set_function(lambda: float(self._count("remux")))
+        for backend in ("local", "remote"):
+            for kind in ("encode", "remux"):
+                metrics.encoders_active.labels(backend, kind).set_function(
+                    lambda b=backend, k=kind: float(self._count(b, k)))
 
-    def _count(self, kind: str) -> int:
+    def _backend(self, job: Job) -> str:
+        return "remote" if self.remote is not None and job.kind == "encode" else "local"
+
+    def _count(self, backend: str, kind: str) -> int:
         return sum(1 for s in self._slots.values() if s.encoder is not None and s.encoder.alive
-                   and s.encoder.job.kind == kind)
+                   and s.encoder.job.kind == kind and self._backend(s.encoder.job) == backend)
 
     @property
     def active(self) -> int:
@@ -129,6 +147,8 @@ class EncoderManager:
                 raise TranscodeFailed("the encoder failed repeatedly for this media")
             if enc is not None:
                 await enc.stop()  # a seek: the old encoder gives its slot back first
+            if self._backend(job) == "remote":
+                return await self._start_remote(job, slot, n, reason)
             # only video encodes are CPU-heavy; audio renditions and remuxers (copies) run beside
             # them, otherwise one session's audio would wait for its own video on a small machine
             heavy = job.kind == "encode" and isinstance(job.variant, VideoVariant)
@@ -151,6 +171,26 @@ class EncoderManager:
             log.info("encoder started: %s from segment %d (%s)", job.name, n, reason)
             return enc
 
+    async def _start_remote(self, job: Job, slot: _Slot, n: int, reason: str) -> Any:
+        from .remote import RemoteEncoder
+
+        assert self._source_url_for is not None
+        enc = RemoteEncoder(self.remote, job, n, self._source_url_for(job), self._publisher(job, slot),
+                            self.poll_interval)
+        try:
+            await enc.launch()
+        except CircuitOpenError as exc:
+            raise TranscoderUnavailable(exc.retry_after) from None
+        except BulkheadError:
+            raise TranscoderBusy() from None
+        except DependencyError as exc:
+            self.m.encoder_failures.labels("remote").inc()
+            raise TranscodeFailed(str(exc)) from None
+        slot.encoder = enc  # type: ignore[assignment]
+        self.m.encoder_starts.labels("remote", reason).inc()
+        log.info("remote job started: %s from segment %d (%s)", job.name, n, reason)
+        return enc
+
     async def get(self, job: Job, part: str, timeout: float, session_id: str | None = None) -> bytes:
         """``init`` or a segment number as text; cache first, then an encoder."""
         data = self.cached(job, part)
@@ -163,8 +203,9 @@ class EncoderManager:
         started = time.monotonic()
         enc = slot.encoder
         if enc is not None and not enc.alive and enc.error is not None:
-            slot.failures.append(time.monotonic())
-            self.m.encoder_failures.labels("local").inc()
+            if getattr(enc, "open_error", None) is None:
+                slot.failures.append(time.monotonic())
+                self.m.encoder_failures.labels(self._backend(job)).inc()
             slot.encoder = None
             enc = None
         if n is None:
@@ -178,6 +219,9 @@ class EncoderManager:
                 enc = await self._start(job, slot, n, reason)
         try:
             ok = await enc.wait_for(n, timeout - (time.monotonic() - started))
+        except CircuitOpenError as exc:
+            self.m.segment_wait.labels("error").observe(time.monotonic() - started)
+            raise TranscoderUnavailable(exc.retry_after) from None
         except EncoderFailed:
             self.m.segment_wait.labels("error").observe(time.monotonic() - started)
             raise TranscodeFailed("the encoder failed") from None
@@ -216,7 +260,7 @@ class EncoderManager:
         if slot.encoder is None or not slot.encoder.alive:
             try:
                 await self._start(job, slot, n, "prewarm")
-            except (TranscoderBusy, TranscodeFailed):
+            except (TranscoderBusy, TranscodeFailed, TranscoderUnavailable):
                 pass
 
     async def reap(self) -> None:

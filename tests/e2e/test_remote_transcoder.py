@@ -1,0 +1,126 @@
+"""Scale-out: a real ``revenge transcoder`` service behind the circuit breaker, retry, bulkhead and
+lazy client. Killed → the breaker opens → fast 503s → back → the breaker closes."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, start_server
+
+pytestmark = pytest.mark.e2e
+HEVC = "Color Bars (HEVC AC-3).mkv"
+KEY = "transcoder-key-0123456789"
+
+
+def start_transcoder(port: int, tmp_path) -> subprocess.Popen:
+    with open(tmp_path / f"transcoder-{port}-{time.monotonic_ns()}.log", "wb") as log:
+        p = subprocess.Popen([sys.executable, "-m", "revenge", "transcoder", "--port", str(port), "--api-key", KEY,
+                              "--data-dir", str(tmp_path / "tx")], stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                return p
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    raise RuntimeError("the transcoder did not start")
+
+
+def metric(srv, pattern: str) -> float:
+    with srv.client() as c:
+        text = c.get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
+
+
+def test_transcoder_service_checks_its_key(tmp_path):
+    port = free_port()
+    p = start_transcoder(port, tmp_path)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.post("/transcode/start", json={}).status_code == 401
+            assert c.post("/transcode/start", json={}, headers={"Authorization": "Bearer nope"}).status_code == 403
+            r = c.post("/transcode/start", json={"variant": {}}, headers={"Authorization": f"Bearer {KEY}"})
+            assert r.status_code == 422
+            assert c.get("/transcode/zzz/seg-00000.m4s", headers={"Authorization": f"Bearer {KEY}"}).status_code == 404
+    finally:
+        p.terminate()
+        p.wait(20)
+
+
+def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
+    tport = free_port()
+    tx = start_transcoder(tport, tmp_path)
+    env = {
+        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{tport}",
+        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__OPEN_TIMEOUT": "2",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__HALF_OPEN_MAX_CALLS": "1",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "2",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
+        "REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT": "20", "REVENGE_HEALTH__CACHE_TTL": "0",
+    }
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
+                          headers={"User-Agent": "revenge-tests/1.0"}).json()
+        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        with httpx.Client(timeout=60) as c:
+            seg = c.get(f"{base}/original/seg-00001.m4s")
+            assert seg.status_code == 200 and len(seg.content) > 1000
+            assert c.get(f"{base}/original/init.mp4").status_code == 200
+        assert metric(s, r'revenge_encoder_starts_total\{backend="remote"') >= 1
+        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
+
+        os.killpg(tx.pid, signal.SIGKILL)  # the whole service: granian's main process and its worker
+        tx.wait(10)
+
+        def fresh_segment(kbps: int) -> httpx.Response:
+            """Segment 0 of a variant nobody has encoded yet: it needs a new remote job."""
+            with s.api() as c:
+                b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
+                    "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
+            with httpx.Client(timeout=60) as c:
+                t = time.monotonic()
+                r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
+                r.elapsed_s = time.monotonic() - t  # type: ignore[attr-defined]
+                return r
+
+        first = fresh_segment(900)  # two attempts (retry), two failures: the breaker opens
+        assert first.status_code in (502, 503), first.text
+        assert metric(s, r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
+        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
+        fast = fresh_segment(901)
+        assert fast.elapsed_s < 1.0  # type: ignore[attr-defined]
+        assert fast.status_code == 503 and fast.json()["error"]["code"] == "transcoder_unavailable"
+        assert fast.headers["retry-after"].isdigit()
+        assert metric(s, r'revenge_circuit_breaker_rejected_total\{name="transcoder_remote"\}') >= 1
+        with s.client() as c:
+            st = c.get("/health/status").json()
+        assert st["checks"]["transcoder_remote"]["category"] == "cold"
+        assert "breaker open" in st["checks"]["transcoder_remote"]["error"], (
+            st, metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}'),
+            metric(s, r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote"'))
+        assert st["status"] != "unhealthy"
+
+        tx = start_transcoder(tport, tmp_path)
+        time.sleep(2.2)  # open_timeout
+        ok = fresh_segment(902)  # the probe succeeds and closes the breaker
+        assert ok.status_code == 200
+        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
+        assert metric(s, r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote",to="closed"\}') == 1
+    finally:
+        s.stop()
+        tx.terminate()
+        tx.wait(20)
