@@ -35,6 +35,7 @@ from .resilience.client_address import ClientAddress
 from .resilience.ratelimit import RateLimiter
 from .resilience.retry import Retry
 from .web.auth import ApiKeys
+from .playback.cache.disk import DiskSegmentCache
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
 from .playback.service import PlaybackService
@@ -135,6 +136,7 @@ class Runtime:
         self.breakers = BreakerRegistry(lambda name: getattr(self.config.resilience.breaker, name), self.metrics)
         self.reloader: Reloader | None = None
         self.remote_client: RemoteTranscoderClient | None = None
+        self.disk_cache: DiskSegmentCache | None = None
         self.remote_bulkhead: Bulkhead | None = None
 
     def _supervisor_gave_up(self) -> None:
@@ -163,11 +165,15 @@ class Runtime:
         self._export_bulkhead(self.encoder_bulkhead)
         if tc.mode == "remote":
             self.remote_client = self._remote_client()
+        dc = self.config.cache.disk
+        self.disk_cache = DiskSegmentCache(Path(dc.path) if dc.path else self.data_dir / "cache" / "segments", dc,
+                                           self.metrics)
+        await asyncio.to_thread(self.disk_cache.open)
         self.encoders = EncoderManager(
             self.ffmpeg_path or "ffmpeg", self.data_dir / "transcode", self.memory_cache, self.metrics,
             self.encoder_bulkhead, tc.lookahead_segments, tc.encoder_idle_seconds, tc.kill_grace,
             tc.max_ahead_segments, remote=self.remote_client, source_url_for=self._source_url,
-            poll_interval=tc.remote_poll_interval,
+            poll_interval=tc.remote_poll_interval, disk=self.disk_cache,
         )
         self.playback = PlaybackService(self, self.encoders)
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
@@ -226,10 +232,16 @@ class Runtime:
         sup.add(ChildSpec("session_sweeper", lambda: self._every(5.0, self.playback.sweep)))  # type: ignore[union-attr]
         sup.add(ChildSpec("encoder_reaper", lambda: self._every(2.0, self.encoders.reap)))  # type: ignore[union-attr]
         sup.add(ChildSpec("memory_monitor", self.memory_monitor.run))
+        sup.add(ChildSpec("disk_cache_maintenance", lambda: self._every(
+            self.config.cache.disk.maintenance_interval, self._maintain_disk)))
         sup.add(ChildSpec("rate_limit_sweeper", lambda: self._every(
             self.config.rate_limit.sweep_interval, self._sweep_rate_limits)))
         sup.add(ChildSpec("config_watcher", lambda: self.reloader.watch() if self.reloader else asyncio.Event().wait()))
         sup.add(ChildSpec("library_scanner", self._scheduled_scans, restart="transient"))
+
+    async def _maintain_disk(self) -> None:
+        if self.disk_cache is not None:
+            await asyncio.to_thread(self.disk_cache.maintain)
 
     async def _sweep_rate_limits(self) -> None:
         if self.rate_limiter is not None:
@@ -255,6 +267,8 @@ class Runtime:
 
         async def caches() -> None:
             self.memory_cache.clear()
+            if self.disk_cache is not None:
+                await asyncio.to_thread(self.disk_cache.write_index)
             if self.remote_client is not None:
                 await self.remote_client.lazy.close()
 
@@ -295,6 +309,8 @@ class Runtime:
         self.config = new
         if self.rate_limiter is not None and any(k.startswith("rate_limit.") for k in keys):
             self.rate_limiter.reconfigure(new.rate_limit)
+        if self.disk_cache is not None:
+            self.disk_cache.cfg = new.cache.disk
         if any(k.startswith("cache.memory.") for k in keys):
             self.memory_cache.reconfigure(new.cache.memory)
             self.memory_monitor.cfg = new.cache.memory

@@ -111,5 +111,19 @@ class Instruments:
         self.lazy_init = Gauge(
             "revenge_lazy_init_seconds", "Time the last initialisation of a lazy service took.", ["service"], registry=r
         )
+        self.disk_cache_hits = Counter("revenge_disk_cache_hits_total", "Disk cache hits.", registry=r)
+        self.disk_cache_misses = Counter("revenge_disk_cache_misses_total", "Disk cache misses.", registry=r)
+        self.disk_cache_evictions = Counter(
+            "revenge_disk_cache_evictions_total", "Disk cache entries removed.", ["reason"], registry=r
+        )
+        self.disk_cache_bytes = Gauge("revenge_disk_cache_bytes", "Disk cache size.", registry=r)
+        self.disk_cache_entries = Gauge("revenge_disk_cache_entries", "Disk cache entries.", registry=r)
+        self.disk_cache_max_bytes = Gauge("revenge_disk_cache_max_bytes", "Disk cache quota; 0 = none.", registry=r)
+        self.disk_cache_free_bytes = Gauge(
+            "revenge_disk_cache_free_bytes", "Measured free space of the disk cache's filesystem.", registry=r
+        )
+        self.disk_cache_writes_skipped = Counter(
+            "revenge_disk_cache_writes_skipped_total", "Segments not stored on disk.", ["reason"], registry=r
+        )
         self.memory_pressure_ratio = Gauge("revenge_memory_pressure_ratio", "System memory in use, 0-1.", registry=r)
         self.memory_pressure_level = Gauge("revenge_memory_pressure_level", "0 normal, 1 high, 2 critical.", registry=r)

@@ -137,21 +137,22 @@ def test_seek_starts_an_encoder_on_the_shared_timeline(srv, ids):
 
 
 def test_two_sessions_share_one_encoder_and_the_cache(srv, ids):
-    starts = metric(srv, r"revenge_encoder_starts_total\{")
     profile = {"max_bitrate_kbps": 1300}  # a variant no other test has cached
+    starts = metric(srv, r"revenge_encoder_starts_total\{")
     one = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
-    two = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
     deadline = time.monotonic() + 10
     while metric(srv, r"revenge_encoder_starts_total\{") - starts < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the prewarm starts run in the background
-    after_create = metric(srv, r"revenge_encoder_starts_total\{")
-    assert after_create - starts == 2  # video + audio prewarm, once for both sessions
+        time.sleep(0.05)  # the prewarm starts (video + audio) run in the background
+    settled = metric(srv, r"revenge_encoder_starts_total\{")
+    two = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
+    time.sleep(0.5)
+    assert metric(srv, r"revenge_encoder_starts_total\{") == settled  # the second viewer shares them
     hits = metric(srv, r"revenge_segment_cache_hits_total")
     with httpx.Client(timeout=60) as c:
         a = c.get(srv.base_url + one["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00001.m4s")
         b = c.get(srv.base_url + two["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00001.m4s")
     assert a.status_code == b.status_code == 200 and a.content == b.content
-    assert metric(srv, r"revenge_encoder_starts_total\{") == after_create
+    assert metric(srv, r"revenge_encoder_starts_total\{") == settled
     assert metric(srv, r"revenge_segment_cache_hits_total") >= hits + 1
     delete(srv, one["session_id"])
     delete(srv, two["session_id"])
@@ -306,3 +307,30 @@ def test_session_expiry_ends_it_and_stops_encoders(tmp_path, demo_media):
             assert metric(s, r"revenge_encoders_active\{") == 0
     finally:
         s.stop()
+
+
+def test_disk_cache_survives_a_restart(tmp_path, demo_media):
+    env = {"REVENGE_PLAYBACK__SEGMENT_SECONDS": str(D)}
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+        body = create(s, mid, ua=PLAIN).json()
+        url = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00002.m4s"
+        first = httpx.get(url, timeout=60)
+        assert first.status_code == 200
+        deadline = time.monotonic() + 10
+        while metric(s, r"revenge_disk_cache_entries ") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        assert s.stop() == 0
+    again = start_server(tmp_path, demo_media, env=env)
+    try:
+        body = create(again, mid, ua=PLAIN).json()
+        url = again.base_url + body["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00002.m4s"
+        second = httpx.get(url, timeout=60)
+        assert second.status_code == 200 and second.content == first.content
+        assert metric(again, r"revenge_disk_cache_hits_total ") >= 1
+        assert metric(again, r"revenge_encoder_starts_total\{") == 0  # disk hits and no prewarm needed
+    finally:
+        again.stop()

@@ -46,7 +46,9 @@ class TranscodeFailed(Exception):
 
 
 def cache_key(identity: str, part: str) -> str:
-    return blake3.blake3(f"{len(identity)}:{identity}|{len(part)}:{part}".encode()).hexdigest()[:40]
+    """blake3 over length-prefixed fields: the media source identity and variant settings, then
+    the part (``init`` or the segment number)."""
+    return blake3.blake3(f"{len(identity)}:{identity}|{len(part)}:{part}".encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -63,7 +65,10 @@ class EncoderManager:
     def __init__(self, ffmpeg: str, workroot: Path, cache: MemorySegmentCache, metrics: Instruments,
                  bulkhead: Bulkhead, lookahead: int, idle_seconds: float, kill_grace: float,
                  max_ahead: int = 20, remote: Any | None = None,
-                 source_url_for: Callable[[Job], str] | None = None, poll_interval: float = 0.2) -> None:
+                 source_url_for: Callable[[Job], str] | None = None, poll_interval: float = 0.2,
+                 disk: Any | None = None) -> None:
+        self.disk = disk
+        self._writes: set[asyncio.Task[Any]] = set()
         self.remote = remote
         self._source_url_for = source_url_for
         self.poll_interval = poll_interval
@@ -122,8 +127,13 @@ class EncoderManager:
             part = "init" if kind == "init" else str(n)
             if kind == "init":
                 slot.init = data
-            self.cache.put(cache_key(job.identity, part), data)
+            key = cache_key(job.identity, part)
+            self.cache.put(key, data)
             slot.recent[part] = data
+            if self.disk is not None:
+                task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.disk.put, key, data, part == "init"))
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
             while len(slot.recent) > 8:
                 slot.recent.pop(next(iter(slot.recent)))
         return publish
@@ -196,6 +206,12 @@ class EncoderManager:
         data = self.cached(job, part)
         if data is not None:
             return data
+        if self.disk is not None:
+            key = cache_key(job.identity, part)
+            data = await asyncio.to_thread(self.disk.get, key, part == "init")
+            if data is not None:
+                self.cache.put(key, data)  # a disk hit never touches an encoder
+                return data
         slot = self._slot(job)
         if session_id:
             slot.refs.add(session_id)
@@ -256,6 +272,9 @@ class EncoderManager:
             return None
 
     async def prewarm(self, job: Job, n: int) -> None:
+        key = cache_key(job.identity, str(n))
+        if self.cached(job, str(n)) is not None or (self.disk is not None and key in self.disk):
+            return  # already produced once: nothing to warm up
         slot = self._slot(job)
         if slot.encoder is None or not slot.encoder.alive:
             try:
