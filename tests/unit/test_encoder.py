@@ -72,3 +72,22 @@ def test_a_crashing_encoder_fails_its_waiters(tmp_path: Path):
 
     err = asyncio.run(main())
     assert "status" in str(err) and err.tail
+
+
+def test_suspend_and_resume(tmp_path: Path, demo_media: Path):
+    import os
+
+    async def main():
+        enc = Encoder(find_ffmpeg(), video_job(demo_media), 0, tmp_path / "w", lambda *a: None)
+        await enc.launch()
+        enc.suspend()
+        await asyncio.sleep(0.05)
+        state = Path(f"/proc/{enc.pid}/stat").read_text().split(") ", 1)[1][0]
+        enc.resume()
+        ok = await enc.wait_for(5, 60)
+        await enc.stop()
+        return state, ok
+
+    state, ok = asyncio.run(main())
+    assert state == "T" and ok  # stopped while suspended, then finished its work
+    assert os.name == "posix"

@@ -59,6 +59,7 @@ class _Slot:
     refs: set[str] = field(default_factory=set)         # session ids using this (media, variant)
     recent: dict[str, bytes] = field(default_factory=dict)  # last published parts, for waiters
     init: bytes | None = None
+    furthest: int = -1                                   # the furthest segment anybody asked for
 
 
 class EncoderManager:
@@ -216,8 +217,12 @@ class EncoderManager:
         if session_id:
             slot.refs.add(session_id)
         n = None if part == "init" else int(part)
+        if n is not None:
+            slot.furthest = max(slot.furthest, n)
         started = time.monotonic()
         enc = slot.encoder
+        if enc is not None and enc.suspended:
+            enc.resume()
         if enc is not None and not enc.alive and enc.error is not None:
             if getattr(enc, "open_error", None) is None:
                 slot.failures.append(time.monotonic())
@@ -295,6 +300,14 @@ class EncoderManager:
                 log.info("stopping idle encoder %s", enc.job.name)
                 await enc.stop()
                 slot.encoder = None
+                continue
+            if not enc.alive or self._backend(enc.job) != "local":
+                continue
+            ahead = enc.next - max(slot.furthest, enc.start)
+            if not enc.suspended and ahead > self.max_ahead:
+                enc.suspend()  # far ahead of every viewer: stop burning CPU until they catch up
+            elif enc.suspended and ahead <= self.max_ahead // 2:
+                enc.resume()
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(s.encoder.stop() for s in self._slots.values() if s.encoder is not None),
