@@ -38,6 +38,7 @@ from .web.auth import ApiKeys
 from .playback.cache.disk import DiskSegmentCache
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
+from .playback.progress import ProgressWriter
 from .playback.service import PlaybackService
 from .playback.transcode.local import Job
 from .playback.transcode.manager import EncoderManager
@@ -137,6 +138,7 @@ class Runtime:
         self.reloader: Reloader | None = None
         self.remote_client: RemoteTranscoderClient | None = None
         self.disk_cache: DiskSegmentCache | None = None
+        self.progress: ProgressWriter | None = None
         self.remote_bulkhead: Bulkhead | None = None
 
     def _supervisor_gave_up(self) -> None:
@@ -175,6 +177,7 @@ class Runtime:
             tc.max_ahead_segments, remote=self.remote_client, source_url_for=self._source_url,
             poll_interval=tc.remote_poll_interval, disk=self.disk_cache,
         )
+        self.progress = ProgressWriter(self.catalog)
         self.playback = PlaybackService(self, self.encoders)
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
         self._register_checks()
@@ -232,6 +235,7 @@ class Runtime:
         sup.add(ChildSpec("session_sweeper", lambda: self._every(5.0, self.playback.sweep)))  # type: ignore[union-attr]
         sup.add(ChildSpec("encoder_reaper", lambda: self._every(2.0, self.encoders.reap)))  # type: ignore[union-attr]
         sup.add(ChildSpec("memory_monitor", self.memory_monitor.run))
+        sup.add(ChildSpec("progress_writer", self.progress.run))
         sup.add(ChildSpec("disk_cache_maintenance", lambda: self._every(
             self.config.cache.disk.maintenance_interval, self._maintain_disk)))
         sup.add(ChildSpec("rate_limit_sweeper", lambda: self._every(

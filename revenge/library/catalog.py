@@ -284,6 +284,26 @@ class Catalog:
                 (owner, media_id, position, int(completed), now_rfc3339()),
             )
 
+    def set_progress_many(self, rows: list[tuple[str, str, float, bool]]) -> None:
+        """(owner, media_id, position, completed) rows in one transaction; unknown media skipped."""
+        ts = now_rfc3339()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for owner, media_id, position, completed in rows:
+                    db.execute(
+                        "INSERT INTO progress (owner, media_id, position_seconds, completed, updated_at)"
+                        " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM media WHERE id = ?)"
+                        " ON CONFLICT (owner, media_id) DO UPDATE SET position_seconds=excluded.position_seconds,"
+                        " completed=excluded.completed, updated_at=excluded.updated_at",
+                        (owner, media_id, position, int(completed), ts, media_id),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
     # --- scans -------------------------------------------------------------------------------
     def record_scan(self, status: dict[str, Any]) -> None:
         with self._lock:

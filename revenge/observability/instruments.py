@@ -80,6 +80,10 @@ class Instruments:
         self.transcode_speed = Gauge(
             "revenge_transcode_speed_ratio", "Encoding speed of running encoders, x realtime (mean).", registry=r
         )
+        self.transcode_duration = Histogram(
+            "revenge_transcode_duration_seconds", "Time to produce one segment.", ["backend", "kind"],
+            buckets=BUCKETS_B, registry=r,
+        )
         self.segment_wait = Histogram(
             "revenge_segment_wait_seconds", "Wait for a not-yet-produced segment.", ["outcome"], buckets=BUCKETS_C,
             registry=r,

@@ -198,17 +198,8 @@ class PlaybackService:
         return {"expires_at": s.view([])["expires_at"]}
 
     async def _save_position(self, s: Session) -> None:
-        assert self.rt.catalog is not None
-        duration = s.plan.duration
-        pos, done = s.position, False
-        if pos < 30:
-            pos = 0.0
-        elif pos >= 0.95 * duration:
-            pos, done = 0.0, True
-        try:
-            await asyncio.to_thread(self.rt.catalog.set_progress, s.owner, s.media_id, pos, done)
-        except Exception:  # a full disk must not break playback
-            log.exception("could not store a resume point")
+        """Queues the resume point; the progress_writer worker batches it into SQLite."""
+        self.rt.progress.queue(s.owner, s.media_id, s.position, s.plan.duration)
 
     async def end(self, s: Session, reason: str) -> None:
         if not self.sessions.take(s):

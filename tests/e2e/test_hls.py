@@ -334,3 +334,16 @@ def test_disk_cache_survives_a_restart(tmp_path, demo_media):
         assert metric(again, r"revenge_encoder_starts_total\{") == 0  # disk hits and no prewarm needed
     finally:
         again.stop()
+
+
+def test_progress_becomes_a_resume_point(srv, ids):
+    key = "key-a-0123456789"
+    body = create(srv, ids[HEVC], ua=PLAIN, key=key).json()
+    with httpx.Client(base_url=srv.base_url, headers={"X-Api-Key": key}) as c:
+        # 12 s of media: 5 s is below the 30 s minimum → stored as 0
+        r = c.post(f"/api/v1/playback/sessions/{body['session_id']}/progress",
+                   json={"position_seconds": 5.0, "state": "paused"})
+        assert r.status_code == 200
+        p = c.get(f"/api/v1/media/{ids[HEVC]}/progress").json()
+        assert p["position_seconds"] == 0.0 and p["updated_at"] is not None
+    delete(srv, body["session_id"], key=key)

@@ -141,3 +141,11 @@ def test_bandwidth_estimate_and_hint():
     assert d.reliable_kbps is None
     variants = [("1080p", 6_600_000), ("720p", 3_500_000), ("480p", 1_700_000)]
     assert quality_hint(5000, variants) == "720p" and quality_hint(100, variants) == "480p"
+
+
+def test_resume_points():
+    from revenge.playback.progress import resume_point
+
+    assert resume_point(10, 3600) == (0.0, False)
+    assert resume_point(600, 3600) == (600, False)
+    assert resume_point(3500, 3600) == (0.0, True)

@@ -86,10 +86,16 @@ class EncoderManager:
         self._running = 0
         shutil.rmtree(workroot, ignore_errors=True)  # leftovers of an earlier run
         workroot.mkdir(parents=True, exist_ok=True)
+        metrics.transcode_speed.set_function(self._mean_speed)
         for backend in ("local", "remote"):
             for kind in ("encode", "remux"):
                 metrics.encoders_active.labels(backend, kind).set_function(
                     lambda b=backend, k=kind: float(self._count(b, k)))
+
+    def _mean_speed(self) -> float:
+        speeds = [s.encoder.speed for s in self._slots.values()
+                  if s.encoder is not None and s.encoder.alive and s.encoder.speed]
+        return sum(speeds) / len(speeds) if speeds else 0.0
 
     def _backend(self, job: Job) -> str:
         return "remote" if self.remote is not None and job.kind == "encode" else "local"
@@ -124,8 +130,15 @@ class EncoderManager:
 
     # --- publishing --------------------------------------------------------------------------
     def _publisher(self, job: Job, slot: _Slot):
+        last = [time.monotonic()]
+        duration = self.m.transcode_duration.labels(self._backend(job), job.kind)
+
         def publish(kind: str, n: int | None, data: bytes) -> None:
             part = "init" if kind == "init" else str(n)
+            now = time.monotonic()
+            if kind != "init":
+                duration.observe(now - last[0])
+            last[0] = now
             if kind == "init":
                 slot.init = data
             key = cache_key(job.identity, part)

@@ -71,6 +71,8 @@ class MediaHandlers:
         if await asyncio.to_thread(self.rt.catalog.get_file, id) is None:
             await send_error(send, 404, "media_not_found", "No media item has this id.")
             return
+        assert self.rt.progress is not None
+        await self.rt.progress.flush()  # the caller sees its latest heartbeat, not one 10 s old
         p = await asyncio.to_thread(self.rt.catalog.get_progress, scope["revenge.principal"], id)
         body = {"position_seconds": p["position_seconds"], "updated_at": p["updated_at"]} if p else \
             {"position_seconds": 0.0, "updated_at": None}
