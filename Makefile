@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-native test-pure bench bench-hot bench-http tools build annotate debug clean
+.PHONY: serve test test-native test-pure bench bench-hot bench-http load soak tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -69,3 +69,10 @@ clean:
 bench-http: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
 	$(PY) benchmarks/http/run_http.py
+
+# player-emulating load (loopback, bounded); soak: 10 minutes, RSS and fds must stay flat
+load: $(STAMP)
+	PY=$(PY) benchmarks/load/run_load.sh --viewers 20 --seconds 60
+
+soak: $(STAMP)
+	PY=$(PY) benchmarks/load/run_load.sh --viewers 20 --seconds 600 --soak
