@@ -42,11 +42,9 @@ def wait_http(url: str, headers: dict | None = None, timeout: float = 60) -> Non
     raise RuntimeError(f"{url} did not answer")
 
 
-def wrk(url: str, seconds: int, env: dict[str, str]) -> float:
-    out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(HERE / "ranges.lua"), url],
-        capture_output=True, text=True, env={**os.environ, **env}, check=True,
-    ).stdout
+def wrk(url: str, seconds: int, env: dict[str, str], script: bool = True) -> float:
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", *(["-s", str(HERE / "ranges.lua")] if script else []), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"errors during the run:\n{out}")
     return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
@@ -71,6 +69,8 @@ def main() -> int:
         f.write(os.urandom(50 * 1024 * 1024 - big.stat().st_size))
     procs: list[subprocess.Popen] = []
     results: dict[str, float] = {}
+    segments: dict[str, float] = {}
+    seg_size = 0
     try:
         # revenge
         port = free_port()
@@ -93,6 +93,18 @@ def main() -> int:
         wrk(base, 2, {"BENCH_PATH": path, "BENCH_KEY": key})  # warm-up
         results["revenge (granian)"] = wrk(base, args.seconds, {"BENCH_PATH": path, "BENCH_KEY": key})
 
+        # a whole cached segment (served from the memory cache) — encode one first
+        hevc = httpx.get(f"{base}/api/v1/media", headers={"X-Api-Key": key}).json()["items"][0]
+        sess = httpx.post(f"{base}/api/v1/playback/sessions", json={"media_id": hevc["id"]},
+                          headers={"X-Api-Key": key, "User-Agent": "bench/1.0"}, timeout=60).json()
+        seg_url = sess["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s"
+        seg = httpx.get(base + seg_url, timeout=60).content
+        (lib.parent / "www").mkdir(exist_ok=True)
+        (lib.parent / "www" / "seg.m4s").write_bytes(seg)
+        wrk(base + seg_url, 2, {}, script=False)
+        segments["revenge (granian)"] = wrk(base + seg_url, args.seconds, {}, script=False)
+        seg_size = len(seg)
+
         # nginx, sendfile, 1 worker
         nport = free_port()
         conf = tmp / "nginx.conf"
@@ -101,13 +113,16 @@ def main() -> int:
             f"events {{ worker_connections 1024; }}\n"
             f"http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;\n"
             f"  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp}; uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n"
-            f"  server {{ listen 127.0.0.1:{nport}; location = /bench.bin {{ alias {big}; }} }} }}\n"
+            f"  server {{ listen 127.0.0.1:{nport}; location = /bench.bin {{ alias {big}; }}\n"
+            f"    location = /seg.m4s {{ alias {lib.parent / 'www' / 'seg.m4s'}; }} }} }}\n"
         )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL))
         wait_http(f"http://127.0.0.1:{nport}/bench.bin")
         wrk(f"http://127.0.0.1:{nport}", 2, {"BENCH_PATH": "/bench.bin"})
         results["nginx (sendfile, 1 worker)"] = wrk(f"http://127.0.0.1:{nport}", args.seconds, {"BENCH_PATH": "/bench.bin"})
+        segments["nginx (sendfile, 1 worker)"] = wrk(f"http://127.0.0.1:{nport}/seg.m4s", args.seconds, {},
+                                                     script=False)
 
         # Starlette FileResponse on uvicorn (uvloop)
         sport = free_port()
@@ -143,6 +158,13 @@ def main() -> int:
     for name, rps in results.items():
         ratio = "" if name.startswith("revenge") else f"{ours / rps:.2f}×"
         print(f"| {name:<34} | {rps:>9,.0f} | {rps * 1048576 / 1e9:>6.2f} | {ratio:>14} |")
+    ours = segments["revenge (granian)"]
+    print(f"\nwhole cached segment ({seg_size / 1e6:.2f} MB, revenge from its memory cache) — wrk -t2 -c16")
+    print(f"| {'server':<34} | {'req/s':>9} | {'GB/s':>6} | {'revenge / peer':>14} |")
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|{'-' * 16}|")
+    for name, rps in segments.items():
+        ratio = "" if name.startswith("revenge") else f"{ours / rps:.2f}×"
+        print(f"| {name:<34} | {rps:>9,.0f} | {rps * seg_size / 1e9:>6.2f} | {ratio:>14} |")
     return 0
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -70,6 +71,9 @@ class EncoderManager:
                  disk: Any | None = None) -> None:
         self.disk = disk
         self._writes: set[asyncio.Task[Any]] = set()
+        # ETags are blake3 of the bytes, computed once per stored part (never per request)
+        self._etags: OrderedDict[str, str] = OrderedDict()
+        self._etag_len: dict[str, int] = {}
         self.remote = remote
         self._source_url_for = source_url_for
         self.poll_interval = poll_interval
@@ -143,6 +147,7 @@ class EncoderManager:
                 slot.init = data
             key = cache_key(job.identity, part)
             self.cache.put(key, data)
+            self._etags.pop(key, None)  # a re-encode may differ byte-wise: a new ETag
             slot.recent[part] = data
             if self.disk is not None:
                 task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.disk.put, key, data, part == "init"))
@@ -151,6 +156,18 @@ class EncoderManager:
             while len(slot.recent) > 8:
                 slot.recent.pop(next(iter(slot.recent)))
         return publish
+
+    def etag(self, job: Job, part: str, data: bytes) -> str:
+        key = cache_key(job.identity, part)
+        tag = self._etags.get(key)
+        if tag is None or self._etag_len.get(key) != len(data):
+            tag = f'"{blake3.blake3(data).hexdigest()[:32]}"'
+            self._etags[key] = tag
+            self._etag_len[key] = len(data)
+            while len(self._etags) > 20_000:
+                old, _ = self._etags.popitem(last=False)
+                self._etag_len.pop(old, None)
+        return tag
 
     def cached(self, job: Job, part: str) -> bytes | None:
         if part == "init":

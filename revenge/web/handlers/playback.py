@@ -22,7 +22,6 @@ PREFLIGHT = [
     (b"access-control-allow-headers", b"Range, If-Range, If-None-Match, Authorization, X-Api-Key"),
     (b"access-control-max-age", b"600"),
 ]
-BODY_CHUNK = 256 * 1024
 
 
 async def send_api_error(send: Send, exc: ApiError, extra: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -117,7 +116,7 @@ class PlaybackHandlers:
             else:
                 assert job is not None and part is not None
                 data = await self.svc.part(session, job, part)
-                await self._send_media(scope, receive, send, session, job, data)
+                await self._send_media(scope, receive, send, session, job, part, data)
         except ApiError as exc:
             await send_api_error(send, exc, STREAM_CORS)
 
@@ -131,12 +130,13 @@ class PlaybackHandlers:
             (b"content-type", M3U8), (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
-    async def _send_media(self, scope: Scope, receive: Receive, send: Send, session, job: Job, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    async def _send_media(self, scope: Scope, receive: Receive, send: Send, session, job: Job, part: str,  # type: ignore[no-untyped-def]
+                          data: bytes) -> None:
         from ...playback.decision import VideoVariant
         from ..http_dates import format_http_date
 
         ctype = b"video/mp4" if isinstance(job.variant, VideoVariant) else b"audio/mp4"
-        etag = bytes_etag(data)
+        etag = self.svc.encoders.etag(job, part, data)
         max_age = self.rt.config.playback.segment_max_age
         headers = [(b"cache-control", f"private, max-age={max_age}".encode()), (b"etag", etag.encode()),
                    (b"accept-ranges", b"bytes"), (b"last-modified", format_http_date(time.time()).encode()),
@@ -166,11 +166,8 @@ class PlaybackHandlers:
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
+        # cached segments are already in memory: one body message, no copy, no thread; the send
+        # returns once granian has written (or buffered) it, which is what the estimate can see
         start = time.perf_counter()
-        view = memoryview(body)
-        for i in range(0, len(body), BODY_CHUNK):
-            await send({"type": "http.response.body", "body": bytes(view[i:i + BODY_CHUNK]) if len(body) > BODY_CHUNK else body,
-                        "more_body": i + BODY_CHUNK < len(body)})
-        if not body:
-            await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": body})
         session.bandwidth.add(len(body), time.perf_counter() - start)
