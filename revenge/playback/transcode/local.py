@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..decision import AudioRendition, VideoVariant
-from .fmp4 import shift_tfdt, track_timescales
+from .fmp4 import find, shift_tfdt, track_timescales
 
 log = logging.getLogger("revenge.transcode")
 
@@ -184,6 +184,10 @@ class Encoder:
                 break
             data = path.read_bytes()
             path.unlink()
+            if not find(data, [b"moof"]):
+                # ffmpeg closes an empty segment when its input ends early: that is not a segment
+                log.warning("encoder %s wrote segment %d without media; dropped", self.job.name, n)
+                break
             if self.job.kind == "encode":
                 data = shift_tfdt(data, self.start * self.job.segment_seconds, self._timescales)
             out.append(("segment", n, data))

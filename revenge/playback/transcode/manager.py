@@ -72,8 +72,8 @@ class EncoderManager:
         self.disk = disk
         self._writes: set[asyncio.Task[Any]] = set()
         # ETags are blake3 of the bytes, computed once per stored part (never per request)
-        self._etags: OrderedDict[str, str] = OrderedDict()
-        self._etag_len: dict[str, int] = {}
+        self._etags: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
+        self._stored: dict[str, float] = {}
         self.remote = remote
         self._source_url_for = source_url_for
         self.poll_interval = poll_interval
@@ -148,6 +148,9 @@ class EncoderManager:
             key = cache_key(job.identity, part)
             self.cache.put(key, data)
             self._etags.pop(key, None)  # a re-encode may differ byte-wise: a new ETag
+            self._stored[key] = time.time()
+            if len(self._stored) > 20_000:
+                self._stored.pop(next(iter(self._stored)))
             slot.recent[part] = data
             if self.disk is not None:
                 task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.disk.put, key, data, part == "init"))
@@ -157,17 +160,16 @@ class EncoderManager:
                 slot.recent.pop(next(iter(slot.recent)))
         return publish
 
-    def etag(self, job: Job, part: str, data: bytes) -> str:
+    def validators(self, job: Job, part: str, data: bytes) -> tuple[str, float]:
+        """(ETag, stored-at Unix time) of a part: blake3 of its bytes, computed once per stored part."""
         key = cache_key(job.identity, part)
-        tag = self._etags.get(key)
-        if tag is None or self._etag_len.get(key) != len(data):
-            tag = f'"{blake3.blake3(data).hexdigest()[:32]}"'
-            self._etags[key] = tag
-            self._etag_len[key] = len(data)
+        entry = self._etags.get(key)
+        if entry is None or entry[1] != len(data):
+            entry = (f'"{blake3.blake3(data).hexdigest()[:32]}"', len(data), self._stored.pop(key, time.time()))
+            self._etags[key] = entry
             while len(self._etags) > 20_000:
-                old, _ = self._etags.popitem(last=False)
-                self._etag_len.pop(old, None)
-        return tag
+                self._etags.popitem(last=False)
+        return entry[0], entry[2]
 
     def cached(self, job: Job, part: str) -> bytes | None:
         if part == "init":

@@ -136,10 +136,10 @@ class PlaybackHandlers:
         from ..http_dates import format_http_date
 
         ctype = b"video/mp4" if isinstance(job.variant, VideoVariant) else b"audio/mp4"
-        etag = self.svc.encoders.etag(job, part, data)
+        etag, stored_at = self.svc.encoders.validators(job, part, data)
         max_age = self.rt.config.playback.segment_max_age
         headers = [(b"cache-control", f"private, max-age={max_age}".encode()), (b"etag", etag.encode()),
-                   (b"accept-ranges", b"bytes"), (b"last-modified", format_http_date(time.time()).encode()),
+                   (b"accept-ranges", b"bytes"), (b"last-modified", format_http_date(stored_at).encode()),
                    *STREAM_CORS]
         req = request_headers(scope)
         if req.get("if-none-match") == etag:
