@@ -124,3 +124,41 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
         s.stop()
         tx.terminate()
         tx.wait(20)
+
+
+def test_a_hanging_transcoder_times_out_and_trips_the_breaker(tmp_path, demo_media):
+    """A real socket that accepts connections and never answers: calls time out, the breaker opens,
+    players get a clear 5xx quickly instead of hanging."""
+    import socket
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)  # never accepted, never answered
+    port = hang.getsockname()[1]
+    env = {
+        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{port}",
+        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_REQUEST_TIMEOUT": "0.5",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "1",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "1",
+        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
+    }
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
+                          headers={"User-Agent": "revenge-tests/1.0"}).json()
+        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        with httpx.Client(timeout=30) as c:
+            t = time.monotonic()
+            first = c.get(f"{base}/original/seg-00003.m4s")
+            took = time.monotonic() - t
+            assert first.status_code in (502, 503) and took < 5, (first.status_code, took)
+            t = time.monotonic()
+            second = c.get(f"{base}/original/seg-00004.m4s")
+            assert second.status_code == 503 and time.monotonic() - t < 1.0
+            assert second.json()["error"]["code"] == "transcoder_unavailable"
+        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
+    finally:
+        s.stop()
+        hang.close()
