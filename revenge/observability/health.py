@@ -12,7 +12,7 @@ import datetime as _dt
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 CheckFn = Callable[[], Any]  # returns None/True (healthy) or raises / returns a str (the error)
 CATEGORIES = ("critical", "warm", "cold")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.api_error import ApiError
 from .clients import ProfileError, apply_profile, detect, is_local
-from .decision import NotPlayable, Plan, VideoVariant, decide
+from .decision import NotPlayable, Plan, decide
 from .hls import master_playlist, media_playlist, variant_bandwidth
 from .sessions import Session, SessionLimit, SessionRegistry
 from .transcode.local import Job
@@ -314,6 +314,3 @@ class PlaybackService:
         self.rt.metrics.prefetch.labels("started").inc()
         asyncio.get_running_loop().create_task(self.encoders.prewarm(job, wanted[0]))
 
-
-def is_video(job: Job) -> bool:
-    return isinstance(job.variant, VideoVariant)

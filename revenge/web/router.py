@@ -7,7 +7,7 @@ template is what metrics use as the ``route`` label, so tokens and ids never bec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 Handler = Callable[..., Awaitable[None]]
 UNMATCHED = "unmatched"
@@ -96,6 +96,3 @@ class Router:
     def routes(self) -> list[Route]:
         return list(self._by_template.values())
 
-
-def route_for_metrics(match: Any) -> str:
-    return match.template if match is not None else UNMATCHED

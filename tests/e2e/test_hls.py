@@ -3,10 +3,8 @@ segment timeline, encoder sharing, seeks, path grammar and tokens."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest

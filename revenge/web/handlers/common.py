@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from ...runtime import Runtime
