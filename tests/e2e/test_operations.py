@@ -148,3 +148,69 @@ def test_sigterm_drains_a_slow_download(tmp_path, demo_media):
         assert "revenge.shutdown" in log or "shutdown" in log
     finally:
         s.stop()
+
+
+def test_bad_sighup_then_sigterm_under_load(tmp_path, demo_media):
+    """Viewers keep fetching segments while a broken config arrives by SIGHUP (rejected, nothing
+    breaks) and then SIGTERM arrives: no response is ever cut short."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("playback:\n  segment_seconds: 2\n")
+    s = start_server(tmp_path, demo_media, extra_args=["--config", str(cfg)],
+                     env={"REVENGE_RATE_LIMIT__ENABLED": "false"})
+    with s.api() as c:
+        mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}["Color Bars (HEVC AC-3).mkv"]
+        body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
+                      headers={"User-Agent": "revenge-tests/1.0"}).json()
+    base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+    stop = threading.Event()
+    results = {"ok": 0, "truncated": 0, "refused": 0, "other": []}
+    lock = threading.Lock()
+
+    def viewer(k: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            n = k
+            while not stop.is_set():
+                try:
+                    r = c.get(f"{base}/original/seg-{n % 6:05d}.m4s")
+                    complete = r.status_code == 200 and len(r.content) == int(r.headers["content-length"])
+                    with lock:
+                        if complete:
+                            results["ok"] += 1
+                        elif r.status_code != 503:  # 503 shutting_down is an honest answer
+                            results["other"].append(r.status_code)
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    with lock:
+                        results["refused"] += 1
+                    time.sleep(0.05)
+                except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    # a keep-alive connection closed between requests is not a cut response
+                    cut = "without sending a response" not in str(exc) and "Connection reset" not in str(exc)
+                    with lock:
+                        results["truncated" if cut else "refused"] += 1
+                        if cut:
+                            results["other"].append(str(exc))
+                n += 1
+
+    threads = [threading.Thread(target=viewer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        cfg.write_text("playback:\n  segment_seconds: [not, a, number]\n")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while metric(s, r'revenge_config_reloads_total\{result="failed"\}') < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        ok_before = results["ok"]
+        time.sleep(1.0)
+        assert results["ok"] > ok_before  # still serving after the rejected reload
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(30) == 0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        s.stop()
+    assert results["truncated"] == 0 and results["other"] == [], results
+    assert results["ok"] > 10
