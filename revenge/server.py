@@ -20,6 +20,7 @@ CONFIG_ENV = "REVENGE_INTERNAL_CONFIG_JSON"
 def run_server(config: Config, config_file: str | None, overrides: dict[str, Any]) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     class RevengeGranian(Granian):  # type: ignore[misc]
@@ -42,6 +43,7 @@ def run_server(config: Config, config_file: str | None, overrides: dict[str, Any
         interface=Interfaces.ASGI,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(config.server.header_read_timeout * 1000)),
         workers=1,
         websockets=False,
         log_level=level[config.logging.level],

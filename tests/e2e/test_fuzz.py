@@ -114,3 +114,36 @@ def test_config_loader_only_raises_config_errors(tmp_path_factory, data):
         load_config(path, environ={})
     except ConfigError as exc:
         assert exc.problems and all(set(p) == {"key", "message"} for p in exc.problems)
+
+
+def test_slowloris_clients_are_cut_off_and_others_served(tmp_path, demo_media):
+    import time
+
+    from tests.conftest import start_server
+
+    s = start_server(tmp_path, demo_media, env={"REVENGE_SERVER__HEADER_READ_TIMEOUT": "1"}, wait_for_scan=False)
+    try:
+        port = int(s.base_url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(sock)
+        assert httpx.get(f"{s.base_url}/health/live", timeout=5).status_code == 200  # others are served
+        time.sleep(2.0)
+        closed = 0
+        for sock in slow:
+            sock.settimeout(0.5)
+            try:
+                sock.sendall(b"a\r\n")
+                data = sock.recv(1024)
+                closed += data == b"" or data.startswith(b"HTTP/1.1 408") or data.startswith(b"HTTP/1.1 400")
+            except TimeoutError:
+                pass  # still open and waiting: the guard did not work
+            except OSError:
+                closed += 1  # reset by the server
+            finally:
+                sock.close()
+        assert closed == len(slow)
+    finally:
+        s.stop()

@@ -39,6 +39,7 @@ class ServerConfig:
     trusted_proxies: list[str] = opt([], reload=True)
     cors_origins: list[str] = opt([], reload=True)
     public_url: str | None = opt(None)
+    header_read_timeout: float = opt(10.0, min=0.1, max=300, kind="duration")
 
 
 @dataclass(frozen=True)
