@@ -136,13 +136,25 @@ async def run(args: argparse.Namespace) -> int:
                 samples.append(await asyncio.to_thread(server_metrics, args.url))
 
         sample_task = asyncio.create_task(sampler())
+
+        async def end_warmup() -> None:
+            await asyncio.sleep(args.warmup)
+            stats.first_segment.clear()
+            stats.segment.clear()
+            stats.errors.clear()
+            stats.bytes = stats.segments = 0
+
+        warm_task = asyncio.create_task(end_warmup()) if args.warmup else None
         await asyncio.gather(*(viewer(i, c, media, args, stats, deadline) for i in range(args.viewers)))
         sample_task.cancel()
-    elapsed = time.monotonic() - start
+        if warm_task is not None:
+            warm_task.cancel()
+    elapsed = time.monotonic() - start - (args.warmup if args.warmup and args.warmup < args.seconds else 0)
     await asyncio.sleep(1)
     after = server_metrics(args.url)
     cpu = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
-    print(f"viewers {args.viewers}, {elapsed:.1f} s, {'throughput' if args.throughput else 'real-time'} mode")
+    print(f"viewers {args.viewers}, {elapsed:.1f} s measured (after {args.warmup:g} s warm-up), "
+          f"{'throughput' if args.throughput else 'real-time'} mode")
     print(f"time to first segment: p50 {pct(stats.first_segment, .5) * 1000:.0f} ms, "
           f"p95 {pct(stats.first_segment, .95) * 1000:.0f} ms")
     print(f"segments: {stats.segments}, p50 {pct(stats.segment, .5) * 1000:.1f} ms, "
@@ -171,6 +183,7 @@ def main() -> int:
     ap.add_argument("--throughput", action="store_true")
     ap.add_argument("--abandon", type=float, default=0.2)
     ap.add_argument("--soak", action="store_true")
+    ap.add_argument("--warmup", type=float, default=0, help="seconds of load not counted (encoders, caches warm up)")
     args = ap.parse_args()
     if args.viewers > 500 or args.seconds > 3600:
         print("bounded: at most 500 viewers and one hour", file=sys.stderr)
