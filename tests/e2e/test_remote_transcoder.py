@@ -162,3 +162,39 @@ def test_a_hanging_transcoder_times_out_and_trips_the_breaker(tmp_path, demo_med
     finally:
         s.stop()
         hang.close()
+
+
+def test_a_transcoder_answering_500s_trips_the_breaker(tmp_path, demo_media):
+    """The real service, unable to read the source (a closed port), answers 500 for every part:
+    GETs are retried, failures trip the breaker, players get a clear 5xx and then fast 503s."""
+    tport = free_port()
+    tx = start_transcoder(tport, tmp_path)
+    env = {
+        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{tport}",
+        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_SOURCE_URL": f"http://127.0.0.1:{free_port()}",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
+        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
+    }
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
+                          headers={"User-Agent": "revenge-tests/1.0"}).json()
+        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        with httpx.Client(timeout=60) as c:
+            first = c.get(f"{base}/original/seg-00002.m4s")
+            assert first.status_code in (502, 503), first.text
+            deadline = time.monotonic() + 20
+            while metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') != 1:
+                assert time.monotonic() < deadline
+                c.get(f"{base}/original/seg-00003.m4s")
+            t = time.monotonic()
+            fast = c.get(f"{base}/original/seg-00004.m4s")
+            assert fast.status_code == 503 and time.monotonic() - t < 1.0
+        assert metric(s, r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
+    finally:
+        s.stop()
+        tx.terminate()
+        tx.wait(20)
