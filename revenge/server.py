@@ -27,6 +27,22 @@ def run_server(config: Config, config_file: str | None, overrides: dict[str, Any
         """granian answers SIGHUP by respawning its workers, which would end every session; revenge
         forwards SIGHUP to the worker instead, where it means "reload the configuration"."""
 
+        def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+            """The first SIGTERM/SIGINT drains gracefully; a second one forces exit at once with
+            128 + signal number (granian alone would keep waiting for the drain)."""
+            if getattr(self, "_revenge_interrupted", False):
+                signum = int(args[0]) if args and isinstance(args[0], int) else int(signal.SIGTERM)
+                for worker in list(getattr(self, "wrks", [])):
+                    pid = getattr(getattr(worker, "inner", None), "pid", None)
+                    if pid:
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                os._exit(128 + signum)
+            self._revenge_interrupted = True
+            super().signal_handler_interrupt(*args, **kwargs)
+
         def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
             for worker in list(getattr(self, "wrks", [])):
                 pid = getattr(getattr(worker, "inner", None), "pid", None)

@@ -214,3 +214,40 @@ def test_bad_sighup_then_sigterm_under_load(tmp_path, demo_media):
         s.stop()
     assert results["truncated"] == 0 and results["other"] == [], results
     assert results["ok"] > 10
+
+
+def test_second_sigterm_forces_exit(tmp_path, demo_media):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = lib / "big.mp4"
+    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
+    with open(big, "r+b") as f:
+        f.truncate(64 * 1024 * 1024)
+    s = start_server(tmp_path, lib)
+    started = threading.Event()
+
+    def download():
+        try:
+            with httpx.Client(base_url=s.base_url, headers={"X-Api-Key": s.api_key}, timeout=60) as c:
+                mid = c.get("/api/v1/media").json()["items"][0]["id"]
+                with c.stream("GET", f"/api/v1/media/{mid}/stream") as r:
+                    for _chunk in r.iter_raw(64 * 1024):
+                        started.set()
+                        time.sleep(0.05)  # a very slow client: the drain would take minutes
+        except httpx.HTTPError:
+            pass
+
+    t = threading.Thread(target=download, daemon=True)
+    t.start()
+    try:
+        assert started.wait(10)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert s.proc.poll() is None  # the first signal drains: still running
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(10) == 128 + signal.SIGTERM
+        assert time.monotonic() - t0 < 5
+    finally:
+        s.stop()
+        t.join(10)
