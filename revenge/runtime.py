@@ -297,8 +297,17 @@ class Runtime:
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_quietly("SIGHUP")))
+            # sent by revenge's granian main process on the first SIGTERM/SIGINT, before the drain
+            loop.add_signal_handler(signal.SIGUSR1, self.begin_shutdown)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
             pass
+
+    def begin_shutdown(self) -> None:
+        """Phase 1 of shutdown: not ready, no new sessions; in-flight responses keep streaming."""
+        if self.state != "stopping":
+            log.info("shutdown begins: not ready; draining in-flight responses")
+            self.state = "stopping"
+            self.health._report = None
 
     async def _reload_quietly(self, source: str) -> None:
         if self.reloader is None:

@@ -41,6 +41,13 @@ def run_server(config: Config, config_file: str | None, overrides: dict[str, Any
                             pass
                 os._exit(128 + signum)
             self._revenge_interrupted = True
+            for worker in list(getattr(self, "wrks", [])):  # "shutdown begins": not ready from now on
+                pid = getattr(getattr(worker, "inner", None), "pid", None)
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGUSR1)
+                    except ProcessLookupError:
+                        pass
             super().signal_handler_interrupt(*args, **kwargs)
 
         def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:

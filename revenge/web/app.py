@@ -80,6 +80,10 @@ class RevengeApp:
         if match.route is None:
             await send_error(send, 404, "not_found", "No such resource.")
             return
+        if self.runtime.state == "stopping" and not match.template.startswith(("/health/", "/metrics")):
+            await send_error(send, 503, "shutting_down", "The server is shutting down; try another instance.",
+                             [(b"retry-after", b"1"), (b"connection", b"close")])
+            return
         if match.handler is None:
             await send_error(send, 405, "method_not_allowed", "This method is not allowed here.",
                              [(b"allow", match.route.allow_header().encode())])

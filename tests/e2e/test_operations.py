@@ -251,3 +251,45 @@ def test_second_sigterm_forces_exit(tmp_path, demo_media):
     finally:
         s.stop()
         t.join(10)
+
+
+def test_not_ready_from_the_first_moment_of_shutdown(tmp_path, demo_media):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = lib / "big.mp4"
+    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
+    with open(big, "r+b") as f:
+        f.truncate(16 * 1024 * 1024)
+    s = start_server(tmp_path, lib)
+    started = threading.Event()
+    got = {"bytes": 0}
+
+    def download():
+        with httpx.Client(base_url=s.base_url, headers={"X-Api-Key": s.api_key}, timeout=60) as c:
+            mid = c.get("/api/v1/media").json()["items"][0]["id"]
+            with c.stream("GET", f"/api/v1/media/{mid}/stream") as r:
+                for chunk in r.iter_raw(64 * 1024):
+                    got["bytes"] += len(chunk)
+                    started.set()
+                    time.sleep(0.01)
+
+    t = threading.Thread(target=download)
+    t.start()
+    try:
+        with httpx.Client(base_url=s.base_url, headers={"X-Api-Key": s.api_key}, timeout=10) as keep:
+            assert keep.get("/health/ready").status_code == 200  # a keep-alive connection
+            assert started.wait(10)
+            s.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            # granian closes idle keep-alive connections and stops accepting at once, so nothing new
+            # reaches the app during the drain; the worker was told first (SIGUSR1) and is not ready
+            with pytest.raises(httpx.HTTPError):
+                keep.get("/health/ready")
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{s.base_url}/health/ready", timeout=2)
+        t.join(60)
+        assert got["bytes"] == 16 * 1024 * 1024  # the in-flight download still completed
+        assert s.proc.wait(30) == 0
+        assert "shutdown begins: not ready" in s.log()
+    finally:
+        s.stop()
