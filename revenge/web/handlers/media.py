@@ -114,7 +114,4 @@ class MediaHandlers:
 
     async def _scan_status(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.rt.scanner is not None
-        st = dict(self.rt.scanner.status)
-        st.pop("scan_id", None)
-        st["scan_id"] = self.rt.scanner.status.get("scan_id")
-        await send_json(send, 200, st)
+        await send_json(send, 200, dict(self.rt.scanner.status))
