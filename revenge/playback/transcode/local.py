@@ -100,7 +100,47 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
     return cmd
 
 
-class Encoder:
+class PartWaiter:
+    """Waiting for parts a producer publishes in order (a local encoder or a remote job).
+
+    The producer sets ``init_seen`` and advances ``next``, and notifies ``_changed``; it sets
+    ``error`` (raised as is), or ``finished`` / ``stopping`` when nothing more will come."""
+
+    job: Job
+    next: int
+    init_seen: bool
+    error: BaseException | None
+    finished: bool
+    stopping: bool
+    last_request: float
+    _changed: asyncio.Condition
+
+    async def wait_for(self, n: int | None, timeout: float) -> bool:
+        """True once segment ``n`` (or ``init`` when None) was published; False on timeout;
+        raises when the producer failed or ended before producing it."""
+        self.last_request = time.monotonic()
+        deadline = time.monotonic() + timeout
+
+        def ready() -> bool:
+            return self.init_seen if n is None else self.next > n
+
+        async with self._changed:
+            while not ready():
+                if self.error is not None:
+                    raise self.error
+                if self.finished or self.stopping:
+                    raise EncoderFailed("the encoder stopped before producing this segment")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return ready()
+        return True
+
+
+class Encoder(PartWaiter):
     """One running ffmpeg. ``publish(name, data)`` receives ``init`` and each segment number."""
 
     def __init__(self, ffmpeg: str, job: Job, start: int, workdir: Path,
@@ -119,7 +159,7 @@ class Encoder:
         self._tasks: list[asyncio.Task[None]] = []
         self._timescales: dict[int, int] | None = None
         self.tail: deque[str] = deque(maxlen=20)
-        self.error: EncoderFailed | None = None
+        self.error: BaseException | None = None
         self.finished = False
         self.started_at = time.monotonic()
         self.last_request = time.monotonic()
@@ -238,30 +278,6 @@ class Encoder:
         if self._on_exit is not None:
             fn, self._on_exit = self._on_exit, None
             fn()
-
-    async def wait_for(self, n: int | None, timeout: float) -> bool:
-        """True once segment ``n`` (or ``init`` when None) was published; False on timeout;
-        raises ``EncoderFailed`` when the encoder died before producing it."""
-        self.last_request = time.monotonic()
-        deadline = time.monotonic() + timeout
-
-        def ready() -> bool:
-            return self.init_seen if n is None else self.next > n
-
-        async with self._changed:
-            while not ready():
-                if self.error is not None:
-                    raise self.error
-                if self.finished or self.stopping:
-                    raise EncoderFailed("the encoder stopped before producing this segment")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return ready()
-        return True
 
     def eta(self, n: int) -> float | None:
         """Seconds until segment ``n`` is likely ready, from the encoder's speed."""

@@ -16,7 +16,7 @@ from ...resilience.breaker import CircuitBreaker
 from ...resilience.bulkhead import Bulkhead
 from ...resilience.errors import CircuitOpenError, DependencyError
 from ...resilience.retry import Retry
-from .local import EncoderFailed, Job
+from .local import EncoderFailed, Job, PartWaiter
 from .variants import variant_to_wire
 
 log = logging.getLogger("revenge.transcode")
@@ -106,7 +106,7 @@ class RemoteTranscoderClient:
             return False
 
 
-class RemoteEncoder:
+class RemoteEncoder(PartWaiter):
     """The manager-facing face of one remote job (same interface as ``local.Encoder``)."""
 
     def __init__(self, client: RemoteTranscoderClient, job: Job, start: int, source_url: str,
@@ -121,7 +121,7 @@ class RemoteEncoder:
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.tid: str | None = None
-        self.error: EncoderFailed | None = None
+        self.error: BaseException | None = None  # an open breaker is raised to waiters as is
         self.open_error: CircuitOpenError | None = None
         self.finished = False
         self.stopping = False
@@ -165,8 +165,7 @@ class RemoteEncoder:
         except asyncio.CancelledError:
             raise
         except CircuitOpenError as exc:
-            self.open_error = exc
-            self.error = EncoderFailed("the remote transcoder is unavailable")
+            self.open_error = self.error = exc
         except Exception as exc:
             self.error = EncoderFailed(f"remote transcode failed: {exc}")
             log.error("remote job %s failed: %s", self.tid, exc)
@@ -174,30 +173,6 @@ class RemoteEncoder:
             self.finished = True
             async with self._changed:
                 self._changed.notify_all()
-
-    async def wait_for(self, n: int | None, timeout: float) -> bool:
-        self.last_request = time.monotonic()
-        deadline = time.monotonic() + timeout
-
-        def ready() -> bool:
-            return self.init_seen if n is None else self.next > n
-
-        async with self._changed:
-            while not ready():
-                if self.open_error is not None:
-                    raise self.open_error
-                if self.error is not None:
-                    raise self.error
-                if self.finished or self.stopping:
-                    raise EncoderFailed("the remote job ended before producing this segment")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return ready()
-        return True
 
     def eta(self, n: int) -> float | None:
         return None
