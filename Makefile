@@ -68,6 +68,8 @@ clean:
 # end-to-end direct play vs nginx and Starlette (needs Debian's wrk and nginx)
 bench-http: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx >/dev/null 2>&1; } || true
 	$(PY) benchmarks/http/run_http.py
 
 # player-emulating load (loopback, bounded); soak: 10 minutes, RSS and fds must stay flat
