@@ -395,15 +395,20 @@ class Runtime:
         if version != SCHEMA_VERSION:
             raise CheckFailed(f"catalog schema version is {version}, expected {SCHEMA_VERSION}")
 
-    async def media_source_path(self, media_id: str) -> str | None:
-        """The real path of a catalogued file, only inside a configured library root."""
-        row = await self.media_file(media_id)
-        if row is None:
-            return None
-        real = os.path.realpath(os.path.join(*row))
-        if not any(real.startswith(r + os.sep) for r in self.library_real_roots) or not os.path.isfile(real):
+    def library_real_path(self, root: str, rel_path: str) -> str | None:
+        """The real path (symlinks resolved) of a catalogued file, only if it lies inside a
+        configured library root; None otherwise (logged)."""
+        real = os.path.realpath(os.path.join(root, rel_path))
+        if not any(real.startswith(r + os.sep) for r in self.library_real_roots):
+            log.warning("refusing a media file outside the library roots")
             return None
         return real
+
+    async def media_source_path(self, media_id: str) -> str | None:
+        """The real path of a catalogued regular file inside a configured library root."""
+        row = await self.media_file(media_id)
+        real = self.library_real_path(*row) if row is not None else None
+        return real if real is not None and os.path.isfile(real) else None
 
     def _probe_ffmpeg(self) -> None:
         """The lazy ffmpeg capability probe: which binary, its version, whether it can tone-map."""

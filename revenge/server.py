@@ -27,34 +27,28 @@ def run_server(config: Config, config_file: str | None, overrides: dict[str, Any
         """granian answers SIGHUP by respawning its workers, which would end every session; revenge
         forwards SIGHUP to the worker instead, where it means "reload the configuration"."""
 
+        def _signal_workers(self, sig: int) -> None:
+            for worker in list(getattr(self, "wrks", [])):
+                pid = getattr(getattr(worker, "inner", None), "pid", None)
+                if pid:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+
         def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
             """The first SIGTERM/SIGINT drains gracefully; a second one forces exit at once with
             128 + signal number (granian alone would keep waiting for the drain)."""
             if getattr(self, "_revenge_interrupted", False):
                 signum = int(args[0]) if args and isinstance(args[0], int) else int(signal.SIGTERM)
-                for worker in list(getattr(self, "wrks", [])):
-                    pid = getattr(getattr(worker, "inner", None), "pid", None)
-                    if pid:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                self._signal_workers(signal.SIGKILL)
                 os._exit(128 + signum)
             self._revenge_interrupted = True
-            for worker in list(getattr(self, "wrks", [])):  # "shutdown begins": not ready from now on
-                pid = getattr(getattr(worker, "inner", None), "pid", None)
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGUSR1)
-                    except ProcessLookupError:
-                        pass
+            self._signal_workers(signal.SIGUSR1)  # "shutdown begins": not ready from now on
             super().signal_handler_interrupt(*args, **kwargs)
 
         def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
-            for worker in list(getattr(self, "wrks", [])):
-                pid = getattr(getattr(worker, "inner", None), "pid", None)
-                if pid:
-                    os.kill(pid, signal.SIGHUP)
+            self._signal_workers(signal.SIGHUP)
 
     os.environ[CONFIG_ENV] = orjson.dumps({"config_file": config_file, "overrides": overrides}).decode()
     level = {"debug": LogLevels.debug, "info": LogLevels.info, "warning": LogLevels.warning, "error": LogLevels.error}

@@ -108,6 +108,14 @@ class ServerProcess:
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10.0, **kw)  # type: ignore[arg-type]
 
+    def metric(self, pattern: str) -> float:
+        """Sum of the /metrics samples whose line matches ``pattern`` (a regex anchored at the start)."""
+        import re
+
+        with self.client() as c:
+            text = c.get("/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -137,7 +137,8 @@ class HealthChecker:
     async def _run(self) -> Report:
         checks = list(self._checks.values())  # a snapshot: registration never waits for a run
         results = await asyncio.gather(*(self._run_one(c) for c in checks))
-        report = Report(overall(dict(zip([c.name for c in checks], results))), dict(zip([c.name for c in checks], results)), time.monotonic())
+        by_name = dict(zip([c.name for c in checks], results))
+        report = Report(overall(by_name), by_name, time.monotonic())
         self._report = report
         if self._on_report is not None:
             self._on_report(report)

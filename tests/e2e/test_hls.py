@@ -54,16 +54,6 @@ def delete(srv, sid, key=None) -> None:
         c.delete(f"/api/v1/playback/sessions/{sid}", headers={"X-Api-Key": key or srv.api_key})
 
 
-def metric(srv, pattern: str) -> float:
-    with srv.client() as c:
-        text = c.get("/metrics").text
-    total = 0.0
-    for line in text.splitlines():
-        if re.match(pattern, line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_direct_play_for_a_compatible_file(srv, ids):
     r = create(srv, ids[MP4])
     assert r.status_code == 201, r.text
@@ -117,7 +107,7 @@ def test_seek_starts_an_encoder_on_the_shared_timeline(srv, ids):
     body = create(srv, ids[HEVC], ua=PLAIN, start_position_seconds=8.5,
                   client_profile={"max_bitrate_kbps": 1500}).json()  # a variant no other test has cached
     base = srv.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
-    seeks = metric(srv, r'revenge_encoder_starts_total\{backend="local",reason="seek"\}')
+    seeks = srv.metric(r'revenge_encoder_starts_total\{backend="local",reason="seek"\}')
     with httpx.Client(timeout=60) as c:
         init = c.get(f"{base}/original/init.mp4").content
         far = c.get(f"{base}/original/seg-00005.m4s")
@@ -127,7 +117,7 @@ def test_seek_starts_an_encoder_on_the_shared_timeline(srv, ids):
         audio = c.get(f"{base}/audio_0/seg-00004.m4s")
         assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mp4"
         audio_init = c.get(f"{base}/audio_0/init.mp4").content
-    assert metric(srv, r'revenge_encoder_starts_total\{backend="local",reason="seek"\}') >= seeks + 1
+    assert srv.metric(r'revenge_encoder_starts_total\{backend="local",reason="seek"\}') >= seeks + 1
     ts = track_timescales(init)
     assert abs(tfdt_seconds(far.content, ts) - 5 * D) < 0.05
     assert abs(tfdt_seconds(seg0.content, ts) - 0) < 0.05
@@ -142,22 +132,22 @@ def test_seek_starts_an_encoder_on_the_shared_timeline(srv, ids):
 
 def test_two_sessions_share_one_encoder_and_the_cache(srv, ids):
     profile = {"max_bitrate_kbps": 1300}  # a variant no other test has cached
-    starts = metric(srv, r"revenge_encoder_starts_total\{")
+    starts = srv.metric(r"revenge_encoder_starts_total\{")
     one = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
     deadline = time.monotonic() + 10
-    while metric(srv, r"revenge_encoder_starts_total\{") - starts < 2 and time.monotonic() < deadline:
+    while srv.metric(r"revenge_encoder_starts_total\{") - starts < 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # the prewarm starts (video + audio) run in the background
-    settled = metric(srv, r"revenge_encoder_starts_total\{")
+    settled = srv.metric(r"revenge_encoder_starts_total\{")
     two = create(srv, ids[HEVC], ua=PLAIN, client_profile=profile).json()
     time.sleep(0.5)
-    assert metric(srv, r"revenge_encoder_starts_total\{") == settled  # the second viewer shares them
-    hits = metric(srv, r"revenge_segment_cache_hits_total")
+    assert srv.metric(r"revenge_encoder_starts_total\{") == settled  # the second viewer shares them
+    hits = srv.metric(r"revenge_segment_cache_hits_total")
     with httpx.Client(timeout=60) as c:
         a = c.get(srv.base_url + one["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00001.m4s")
         b = c.get(srv.base_url + two["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00001.m4s")
     assert a.status_code == b.status_code == 200 and a.content == b.content
-    assert metric(srv, r"revenge_encoder_starts_total\{") == settled
-    assert metric(srv, r"revenge_segment_cache_hits_total") >= hits + 1
+    assert srv.metric(r"revenge_encoder_starts_total\{") == settled
+    assert srv.metric(r"revenge_segment_cache_hits_total") >= hits + 1
     delete(srv, one["session_id"])
     delete(srv, two["session_id"])
 
@@ -264,7 +254,7 @@ def test_session_lifecycle_limits_and_ownership(srv, ids):
     assert int(over.headers["retry-after"]) >= 1
     other = create(srv, ids[HEVC], ua=PLAIN, key=b_key)
     assert other.status_code == 201
-    assert metric(srv, r"revenge_playback_sessions_active ") == 5
+    assert srv.metric(r"revenge_playback_sessions_active ") == 5
     sid = created[0].json()["session_id"]
     with httpx.Client(base_url=srv.base_url) as c:
         assert c.get(f"/api/v1/playback/sessions/{sid}", headers={"X-Api-Key": b_key}).status_code == 404
@@ -285,11 +275,11 @@ def test_session_lifecycle_limits_and_ownership(srv, ids):
         assert after.status_code == 404
         token = created[0].json()["master_playlist_url"]
         assert c.get(token).status_code == 404
-    assert metric(srv, r"revenge_playback_sessions_active ") == 4
-    assert metric(srv, r'revenge_playback_sessions_ended_total\{reason="deleted"\}') >= 1
+    assert srv.metric(r"revenge_playback_sessions_active ") == 4
+    assert srv.metric(r'revenge_playback_sessions_ended_total\{reason="deleted"\}') >= 1
     for r in created[1:] + [other]:
         delete(srv, r.json()["session_id"], key=a_key if r is not other else b_key)
-    assert metric(srv, r"revenge_playback_sessions_active ") == 0
+    assert srv.metric(r"revenge_playback_sessions_active ") == 0
 
 
 def test_session_expiry_ends_it_and_stops_encoders(tmp_path, demo_media):
@@ -299,16 +289,16 @@ def test_session_expiry_ends_it_and_stops_encoders(tmp_path, demo_media):
         with s.api() as c:
             mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
             body = c.post("/api/v1/playback/sessions", json={"media_id": mid}, headers={"User-Agent": PLAIN}).json()
-            assert metric(s, r"revenge_playback_sessions_active ") == 1
+            assert s.metric(r"revenge_playback_sessions_active ") == 1
             time.sleep(1.3)
             assert c.get(f"/api/v1/playback/sessions/{body['session_id']}").status_code == 404
-            assert metric(s, r"revenge_playback_sessions_active ") == 0  # exact before the sweeper ran
+            assert s.metric(r"revenge_playback_sessions_active ") == 0  # exact before the sweeper ran
             assert c.get(s.base_url + body["master_playlist_url"]).status_code == 404
             deadline = time.monotonic() + 15
-            while metric(s, r'revenge_playback_sessions_ended_total\{reason="expired"\}') < 1:
+            while s.metric(r'revenge_playback_sessions_ended_total\{reason="expired"\}') < 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-            assert metric(s, r"revenge_encoders_active\{") == 0
+            assert s.metric(r"revenge_encoders_active\{") == 0
     finally:
         s.stop()
 
@@ -324,7 +314,7 @@ def test_disk_cache_survives_a_restart(tmp_path, demo_media):
         first = httpx.get(url, timeout=60)
         assert first.status_code == 200
         deadline = time.monotonic() + 10
-        while metric(s, r"revenge_disk_cache_entries ") < 2 and time.monotonic() < deadline:
+        while s.metric(r"revenge_disk_cache_entries ") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         assert s.stop() == 0
@@ -334,8 +324,8 @@ def test_disk_cache_survives_a_restart(tmp_path, demo_media):
         url = again.base_url + body["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00002.m4s"
         second = httpx.get(url, timeout=60)
         assert second.status_code == 200 and second.content == first.content
-        assert metric(again, r"revenge_disk_cache_hits_total ") >= 1
-        assert metric(again, r"revenge_encoder_starts_total\{") == 0  # disk hits and no prewarm needed
+        assert again.metric(r"revenge_disk_cache_hits_total ") >= 1
+        assert again.metric(r"revenge_encoder_starts_total\{") == 0  # disk hits and no prewarm needed
     finally:
         again.stop()
 

@@ -2,7 +2,6 @@
 (API, SIGHUP, file watcher), graceful drain on SIGTERM."""
 from __future__ import annotations
 
-import re
 import shutil
 import signal
 import threading
@@ -14,12 +13,6 @@ import pytest
 from tests.conftest import start_server
 
 pytestmark = pytest.mark.e2e
-
-
-def metric(srv, pattern: str) -> float:
-    with srv.client() as c:
-        text = c.get("/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
 
 
 def test_rate_limits_per_key_session_start_and_auth_failures(tmp_path, demo_media):
@@ -41,8 +34,8 @@ def test_rate_limits_per_key_session_start_and_auth_failures(tmp_path, demo_medi
             bad = {"X-Api-Key": "wrong", "X-Forwarded-For": "203.0.113.9"}
             assert [c.get("/api/v1/media", headers=bad).status_code for _ in range(3)] == [403, 403, 429]
             assert c.get("/api/v1/media", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
-        assert metric(s, r'revenge_rate_limited_total\{policy="api"\}') >= 2
-        assert metric(s, r'revenge_rate_limit_keys\{policy="api"\}') >= 2
+        assert s.metric(r'revenge_rate_limited_total\{policy="api"\}') >= 2
+        assert s.metric(r'revenge_rate_limit_keys\{policy="api"\}') >= 2
     finally:
         s.stop()
 
@@ -57,7 +50,7 @@ def test_session_start_bucket_is_stricter(tmp_path, demo_media):
             second = c.post("/api/v1/playback/sessions", json={"media_id": mid})
             assert first.status_code == 201 and second.status_code == 429
             assert c.get("/api/v1/media").status_code == 200  # the api bucket still has room
-        assert metric(s, r'revenge_rate_limited_total\{policy="session_start"\}') == 1
+        assert s.metric(r'revenge_rate_limited_total\{policy="session_start"\}') == 1
     finally:
         s.stop()
 
@@ -77,7 +70,7 @@ def test_config_reload_api_sighup_and_watcher(tmp_path, demo_media):
             assert c.get("/api/v1/media").status_code == 200
             status = c.get("/health/status").json()
             assert status["checks"]["config"]["status"] == "unhealthy"
-            assert metric(s, r"revenge_config_last_reload_success ") == 0
+            assert s.metric(r"revenge_config_last_reload_success ") == 0
             # a good one: applied at once, restart-only keys reported
             cfg.write_text("rate_limit:\n  api:\n    rate: 1\n    burst: 2\nserver:\n  max_body_bytes: 2048\n"
                            "library:\n  extensions: [mkv]\n")
@@ -89,13 +82,13 @@ def test_config_reload_api_sighup_and_watcher(tmp_path, demo_media):
             assert body["restart_required"] == ["library.extensions"]
             codes = [c.get("/api/v1/media").status_code for _ in range(4)]
             assert 429 in codes  # the new, tighter bucket is in force
-        assert metric(s, r'revenge_config_reloads_total\{result="ok"\}') == 1
-        assert metric(s, r"revenge_config_restart_required ") == 1
+        assert s.metric(r'revenge_config_reloads_total\{result="ok"\}') == 1
+        assert s.metric(r"revenge_config_restart_required ") == 1
         # SIGHUP reloads too (forwarded by the granian main process to the worker)
         cfg.write_text("rate_limit:\n  api:\n    rate: 1000\n    burst: 1000\n")
         s.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 15
-        while metric(s, r'revenge_config_reloads_total\{result="ok"\}') < 2:
+        while s.metric(r'revenge_config_reloads_total\{result="ok"\}') < 2:
             assert time.monotonic() < deadline, s.log()
             time.sleep(0.2)
         assert s.proc.poll() is None  # the worker was not respawned, the server still runs
@@ -104,7 +97,7 @@ def test_config_reload_api_sighup_and_watcher(tmp_path, demo_media):
         tmp.write_text("rate_limit:\n  api:\n    rate: 999\n    burst: 999\n")
         tmp.replace(cfg)
         deadline = time.monotonic() + 15
-        while metric(s, r'revenge_config_reloads_total\{result="ok"\}') < 3:
+        while s.metric(r'revenge_config_reloads_total\{result="ok"\}') < 3:
             assert time.monotonic() < deadline, s.log()
             time.sleep(0.2)
     finally:
@@ -199,7 +192,7 @@ def test_bad_sighup_then_sigterm_under_load(tmp_path, demo_media):
         cfg.write_text("playback:\n  segment_seconds: [not, a, number]\n")
         s.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
-        while metric(s, r'revenge_config_reloads_total\{result="failed"\}') < 1:
+        while s.metric(r'revenge_config_reloads_total\{result="failed"\}') < 1:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         ok_before = results["ok"]

@@ -3,7 +3,6 @@ lazy client. Killed → the breaker opens → fast 503s → back → the breaker
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -33,12 +32,6 @@ def start_transcoder(port: int, tmp_path) -> subprocess.Popen:
             time.sleep(0.1)
     os.killpg(p.pid, signal.SIGKILL)
     raise RuntimeError("the transcoder did not start")
-
-
-def metric(srv, pattern: str) -> float:
-    with srv.client() as c:
-        text = c.get("/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if re.match(pattern, line))
 
 
 def test_transcoder_service_checks_its_key(tmp_path):
@@ -80,8 +73,8 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
             seg = c.get(f"{base}/original/seg-00001.m4s")
             assert seg.status_code == 200 and len(seg.content) > 1000
             assert c.get(f"{base}/original/init.mp4").status_code == 200
-        assert metric(s, r'revenge_encoder_starts_total\{backend="remote"') >= 1
-        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
+        assert s.metric(r'revenge_encoder_starts_total\{backend="remote"') >= 1
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
 
         os.killpg(tx.pid, signal.SIGKILL)  # the whole service: granian's main process and its worker
         tx.wait(10)
@@ -99,27 +92,27 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
 
         first = fresh_segment(900)  # two attempts (retry), two failures: the breaker opens
         assert first.status_code in (502, 503), first.text
-        assert metric(s, r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
-        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
+        assert s.metric(r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
         fast = fresh_segment(901)
         assert fast.elapsed_s < 1.0  # type: ignore[attr-defined]
         assert fast.status_code == 503 and fast.json()["error"]["code"] == "transcoder_unavailable"
         assert fast.headers["retry-after"].isdigit()
-        assert metric(s, r'revenge_circuit_breaker_rejected_total\{name="transcoder_remote"\}') >= 1
+        assert s.metric(r'revenge_circuit_breaker_rejected_total\{name="transcoder_remote"\}') >= 1
         with s.client() as c:
             st = c.get("/health/status").json()
         assert st["checks"]["transcoder_remote"]["category"] == "cold"
         assert "breaker open" in st["checks"]["transcoder_remote"]["error"], (
-            st, metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}'),
-            metric(s, r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote"'))
+            st, s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}'),
+            s.metric(r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote"'))
         assert st["status"] != "unhealthy"
 
         tx = start_transcoder(tport, tmp_path)
         time.sleep(2.2)  # open_timeout
         ok = fresh_segment(902)  # the probe succeeds and closes the breaker
         assert ok.status_code == 200
-        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
-        assert metric(s, r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote",to="closed"\}') == 1
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
+        assert s.metric(r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote",to="closed"\}') == 1
     finally:
         s.stop()
         tx.terminate()
@@ -158,7 +151,7 @@ def test_a_hanging_transcoder_times_out_and_trips_the_breaker(tmp_path, demo_med
             second = c.get(f"{base}/original/seg-00004.m4s")
             assert second.status_code == 503 and time.monotonic() - t < 1.0
             assert second.json()["error"]["code"] == "transcoder_unavailable"
-        assert metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
     finally:
         s.stop()
         hang.close()
@@ -187,13 +180,13 @@ def test_a_transcoder_answering_500s_trips_the_breaker(tmp_path, demo_media):
             first = c.get(f"{base}/original/seg-00002.m4s")
             assert first.status_code in (502, 503), first.text
             deadline = time.monotonic() + 20
-            while metric(s, r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') != 1:
+            while s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') != 1:
                 assert time.monotonic() < deadline
                 c.get(f"{base}/original/seg-00003.m4s")
             t = time.monotonic()
             fast = c.get(f"{base}/original/seg-00004.m4s")
             assert fast.status_code == 503 and time.monotonic() - t < 1.0
-        assert metric(s, r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
+        assert s.metric(r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
     finally:
         s.stop()
         tx.terminate()

@@ -18,10 +18,8 @@ log = logging.getLogger("revenge.web")
 def open_library_file(rt: Runtime, root: str, rel_path: str) -> int | None:
     """An fd for a catalogued file, only if its real path is a regular file inside a configured
     library root (symlinks resolved); None otherwise."""
-    full = os.path.join(root, rel_path)
-    real = os.path.realpath(full)
-    if not any(real.startswith(r + os.sep) for r in rt.library_real_roots):
-        log.warning("refusing a media file outside the library roots")
+    real = rt.library_real_path(root, rel_path)
+    if real is None:
         return None
     try:
         fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
