@@ -6,6 +6,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,17 @@ import pytest
 from tests.conftest import start_server
 
 pytestmark = pytest.mark.e2e
+
+
+def big_library(tmp_path: Path, demo_media: Path, size: int) -> Path:
+    """A library holding one valid MP4 grown to ``size`` bytes (a sparse tail): big and cheap."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = lib / "big.mp4"
+    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
+    with open(big, "r+b") as f:
+        f.truncate(size)
+    return lib
 
 
 def test_rate_limits_per_key_session_start_and_auth_failures(tmp_path, demo_media):
@@ -105,13 +117,8 @@ def test_config_reload_api_sighup_and_watcher(tmp_path, demo_media):
 
 
 def test_sigterm_drains_a_slow_download(tmp_path, demo_media):
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    big = lib / "big.mp4"
-    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
     size = 24 * 1024 * 1024
-    with open(big, "r+b") as f:
-        f.truncate(size)
+    lib = big_library(tmp_path, demo_media, size)
     s = start_server(tmp_path, lib)
     got = {"bytes": 0, "error": None}
     started = threading.Event()
@@ -210,12 +217,7 @@ def test_bad_sighup_then_sigterm_under_load(tmp_path, demo_media):
 
 
 def test_second_sigterm_forces_exit(tmp_path, demo_media):
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    big = lib / "big.mp4"
-    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
-    with open(big, "r+b") as f:
-        f.truncate(64 * 1024 * 1024)
+    lib = big_library(tmp_path, demo_media, 64 * 1024 * 1024)
     s = start_server(tmp_path, lib)
     started = threading.Event()
 
@@ -247,12 +249,7 @@ def test_second_sigterm_forces_exit(tmp_path, demo_media):
 
 
 def test_not_ready_from_the_first_moment_of_shutdown(tmp_path, demo_media):
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    big = lib / "big.mp4"
-    shutil.copy2(demo_media / "Big Test Pattern (H.264 AAC).mp4", big)
-    with open(big, "r+b") as f:
-        f.truncate(16 * 1024 * 1024)
+    lib = big_library(tmp_path, demo_media, 16 * 1024 * 1024)
     s = start_server(tmp_path, lib)
     started = threading.Event()
     got = {"bytes": 0}
