@@ -117,6 +117,7 @@ class Runtime:
         self.ffmpeg_path: str | None = None
         self.ffmpeg_identity = "unknown"
         self.tone_map_available = False
+        self.dolby_vision_hls = False
         self.playback: PlaybackService | None = None
         self.encoders: EncoderManager | None = None
         # media id -> (root, rel_path): direct play asks for it on every request, and a thread hop
@@ -419,6 +420,7 @@ class Runtime:
         try:
             version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=10)
             filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=10)
+            bsfs = subprocess.run([exe, "-hide_banner", "-bsfs"], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return
         if version.returncode != 0:
@@ -426,6 +428,9 @@ class Runtime:
         self.ffmpeg_path = exe
         self.ffmpeg_identity = (version.stdout.splitlines() or ["ffmpeg"])[0][:80]
         self.tone_map_available = " zscale " in filters.stdout and " tonemap " in filters.stdout
+        # dovi_rpu (FFmpeg ≥ 7.1) marks the builds that strip DV and keep its record in HLS fMP4;
+        # 5.1's HLS muxer writes no DV record at all (measured), so DV is never kept with it
+        self.dolby_vision_hls = "dovi_rpu" in bsfs.stdout.split()
 
     async def media_file(self, media_id: str) -> tuple[str, str] | None:
         row = self._file_rows.get(media_id)

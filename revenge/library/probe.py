@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .codecs import audio_codec_string, video_codec_string
+from .dovi import read_record
 
 CONTAINERS = {
     "mkv": "mkv", "webm": "webm", "mp4": "mp4", "m4v": "mp4", "m4a": "mp4", "mov": "mov", "ts": "ts", "m2ts": "ts",
@@ -56,6 +57,7 @@ def probe_file(path: Path) -> dict[str, Any]:
         raise ProbeError(f"could not be opened as media ({type(exc).__name__})") from None
     try:
         video = None
+        video_tag = ""
         audio: list[dict[str, Any]] = []
         subtitles: list[dict[str, Any]] = []
         for s in container.streams:
@@ -64,12 +66,10 @@ def probe_file(path: Path) -> dict[str, Any]:
                 extradata = bytes(cc.extradata) if cc.extradata else None
                 profile = s.profile if hasattr(s, "profile") else None
                 level = getattr(cc, "level", None)
-                tag = str(getattr(cc, "codec_tag", "") or "").lower()
+                video_tag = str(getattr(cc, "codec_tag", "") or "").lower()
                 trc = getattr(cc, "color_trc", None)
                 dynamic = "SDR"
-                if tag in _DV_TAGS:
-                    dynamic = "Dolby Vision"
-                elif trc == _PQ:
+                if trc == _PQ:
                     dynamic = "HDR10"
                 elif trc == _HLG:
                     dynamic = "HLG"
@@ -87,6 +87,7 @@ def probe_file(path: Path) -> dict[str, Any]:
                     "bit_depth": depth,
                     "dynamic_range": dynamic,
                     "codec_string": video_codec_string(cc.name, extradata, profile, level),
+                    "dolby_vision": None,
                 }
             elif s.type == "audio":
                 layout = getattr(cc, "layout", None)
@@ -117,6 +118,15 @@ def probe_file(path: Path) -> dict[str, Any]:
                     "default": _flag(s, 0x1),
                     "text": cc.name in _TEXT_SUBS,
                 })
+        container_name = CONTAINERS.get(path.suffix.lower().lstrip("."), path.suffix.lower().lstrip("."))
+        if video is not None and video["codec"] in ("hevc", "av1", "h264"):
+            dv = read_record(path, container_name)
+            if dv is None and video_tag in _DV_TAGS:  # signalled by the sample entry alone: profile unknown
+                dv = {"profile": None, "level": None, "rpu": True, "el": False, "bl": True,
+                      "compatibility_id": 0, "base_range": None}
+            if dv is not None:
+                video["dolby_vision"] = dv
+                video["dynamic_range"] = "Dolby Vision"
         if video is None and not audio:
             raise ProbeError("has no audio or video stream")
         duration = container.duration / 1_000_000 if container.duration else None
@@ -127,7 +137,7 @@ def probe_file(path: Path) -> dict[str, Any]:
         title = container.metadata.get("title") or container.metadata.get("TITLE") or path.stem
         return {
             "title": str(title),
-            "container": CONTAINERS.get(path.suffix.lower().lstrip("."), path.suffix.lower().lstrip(".")),
+            "container": container_name,
             "duration_seconds": round(duration, 3),
             "bit_rate": container.bit_rate or None,
             "video": video,

@@ -35,10 +35,16 @@ class VideoVariant:
     tone_map: bool = False
     codec_string: str = ""
     video_range: str = "SDR"
+    supplemental_codecs: str = ""   # kept Dolby Vision 8.x / 10.x on top of its base layer
+    strip_dolby_vision: bool = False
 
     @property
     def codec(self) -> str:
         return "copy" if self.copy else "h264"
+
+    @property
+    def keeps_dolby_vision(self) -> bool:
+        return bool(self.supplemental_codecs) or self.codec_string.startswith(("dvh1", "dav1"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +112,43 @@ def _video_fits(video: dict[str, Any], caps: Capabilities, cap_kbps: int | None,
         return False, "resolution above the client limit"
     if cap_kbps is not None and file_kbps is not None and file_kbps > cap_kbps:
         return False, "bit rate above the cap"
+    dv = video.get("dolby_vision")
+    if dv is not None:
+        if caps.supports_dolby_vision:
+            return True, ""
+        base = dv.get("base_range")
+        if base is None:
+            return False, "Dolby Vision without a compatible base layer needs a Dolby Vision client"
+        if not _range_displayable(base, caps):
+            return False, f"the Dolby Vision base layer ({base}) is not supported by the client"
+        return True, ""
     dr = video.get("dynamic_range", "SDR")
-    if dr == "HDR10" and not caps.supports_hdr10:
-        return False, "HDR10 not supported by the client"
-    if dr == "HLG" and not caps.supports_hlg:
-        return False, "HLG not supported by the client"
-    if dr == "Dolby Vision" and not caps.supports_dolby_vision:
-        return False, "Dolby Vision not supported by the client"
+    if not _range_displayable(dr, caps):
+        return False, f"{dr} not supported by the client"
     return True, ""
+
+
+def _range_displayable(dr: str, caps: Capabilities) -> bool:
+    return dr == "SDR" or (dr == "HDR10" and caps.supports_hdr10) or (dr == "HLG" and caps.supports_hlg)
+
+
+_DV_BRANDS = {1: "db1p", 2: "db2g", 4: "db4h"}
+
+
+def _hls_dolby_vision(dv: dict[str, Any] | None, caps: Capabilities, can_keep: bool) -> str:
+    """How a copied DV track goes into HLS: ``keep``, ``strip`` (base layer only) or ``encode``.
+
+    Kept only where the client decodes DV and the ffmpeg in use writes the DV record into fMP4
+    (``can_keep``) and HLS can signal the profile: 5, 8.1/8.2/8.4 and AV1's 10.x (not dual-layer 7)."""
+    if dv is None:
+        return "none"
+    profile, compat = dv.get("profile"), dv.get("compatibility_id")
+    keepable = dv.get("level") is not None and (
+        profile == 5 or (profile in (8, 10) and compat in _DV_BRANDS) or (profile == 10 and compat == 0))
+    if caps.supports_dolby_vision and can_keep and keepable:
+        return "keep"
+    base = dv.get("base_range")
+    return "strip" if base is not None and _range_displayable(base, caps) else "encode"
 
 
 def _audio_fits(a: dict[str, Any], caps: Capabilities) -> bool:
@@ -138,7 +173,9 @@ def decide(
     direct_play: bool = True,
     transcoding: bool = True,
     tone_map_available: bool = True,
+    dolby_vision_hls: bool = False,
 ) -> Plan:
+    """``dolby_vision_hls``: the ffmpeg in use can strip DV (``dovi_rpu``) and keep it in fMP4."""
     video = media.get("video")
     tracks = media.get("audio") or []
     duration = float(media["duration_seconds"])
@@ -161,7 +198,9 @@ def decide(
     audio_kbps = max((r.bitrate_kbps for r in audio), default=0)
     v_fits, v_reason = _video_fits(video, caps, cap, file_kbps) if video else (True, "")
     a_fits = selected is None or _audio_fits(selected, caps)
-    v_copyable = video is None or video.get("codec") in HLS_VIDEO
+    dv = video.get("dolby_vision") if video else None
+    dv_hls = _hls_dolby_vision(dv, caps, dolby_vision_hls)
+    v_copyable = video is None or (video.get("codec") in HLS_VIDEO and dv_hls != "encode")
     a_copyable = selected is None or selected.get("codec") in HLS_AUDIO
 
     def plan(mode: str, variants: tuple[VideoVariant, ...], reasons: tuple[str, ...] = ()) -> Plan:
@@ -171,12 +210,18 @@ def decide(
     if video:
         src_kbps = int(video["bitrate"] / 1000) if video.get("bitrate") else (
             max(1, file_kbps - audio_kbps) if file_kbps else _height_bitrate(video["height"]))
-        copy_variant = VideoVariant("original", video["width"], video["height"], True, src_kbps, fps,
-                                    codec_string=_copy_codec_string(video), video_range=_range(video))
+        copy_variant = _copy_variant(video, src_kbps, fps, dv_hls)
 
     if (direct_play and media.get("container") in caps.direct_containers and v_fits and a_fits
+            and (dv is None or caps.supports_dolby_vision)
             and (selected is None or selected.get("default") or len(tracks) == 1)):
-        return plan("direct", (copy_variant,) if copy_variant else ())
+        try:  # the master playlist still offers what HLS would give this client
+            hls = decide(media, caps, audio_track, segment_seconds, local=local, external_cap_kbps=external_cap_kbps,
+                         direct_play=False, transcoding=transcoding, tone_map_available=tone_map_available,
+                         dolby_vision_hls=dolby_vision_hls)
+            return plan("direct", hls.variants)
+        except NotPlayable:
+            return plan("direct", (copy_variant,) if copy_variant else ())
     if v_fits and v_copyable and a_fits and a_copyable:
         return plan("remux", (copy_variant,) if copy_variant else ())
     if not transcoding:
@@ -184,7 +229,7 @@ def decide(
     if video is None:
         return plan("transcode", ())
 
-    hdr = video.get("dynamic_range", "SDR") != "SDR"
+    hdr = _range(video) != "SDR"
     if hdr and not v_fits and not tone_map_available:
         raise NotPlayable("the source is HDR and no tone-mapping filter is available")
     top_w, top_h = fit(video["width"], video["height"], caps.max_width, caps.max_height)
@@ -214,8 +259,32 @@ def decide(
     return plan("transcode", tuple(variants + rungs))
 
 
+_VIDEO_RANGE = {"HDR10": "PQ", "HLG": "HLG", "SDR": "SDR"}
+
+
 def _range(video: dict[str, Any]) -> str:
-    return {"HDR10": "PQ", "HLG": "HLG", "Dolby Vision": "PQ"}.get(video.get("dynamic_range", "SDR"), "SDR")
+    """VIDEO-RANGE of the source as decoded without DV processing (profile 5 is PQ-coded IPT)."""
+    dv = video.get("dolby_vision")
+    if dv is not None:
+        return _VIDEO_RANGE.get(dv.get("base_range") or "HDR10", "PQ")
+    return _VIDEO_RANGE.get(video.get("dynamic_range", "SDR"), "SDR")
+
+
+def _copy_variant(video: dict[str, Any], kbps: int, fps: float, dv_hls: str) -> VideoVariant:
+    base = _copy_codec_string(video)
+    video_range = _range(video)
+    if dv_hls == "keep":
+        dv = video["dolby_vision"]
+        fourcc = "dav1" if video.get("codec") == "av1" else "dvh1"
+        dv_string = f"{fourcc}.{dv['profile']:02d}.{dv['level']:02d}"
+        brand = _DV_BRANDS.get(dv.get("compatibility_id"))
+        if brand is None:  # no compatible base layer: the DV string is the codec
+            return VideoVariant("original", video["width"], video["height"], True, kbps, fps,
+                                codec_string=dv_string, video_range="PQ")
+        return VideoVariant("original", video["width"], video["height"], True, kbps, fps, codec_string=base,
+                            video_range=video_range, supplemental_codecs=f"{dv_string}/{brand}")
+    return VideoVariant("original", video["width"], video["height"], True, kbps, fps, codec_string=base,
+                        video_range=video_range, strip_dolby_vision=dv_hls == "strip")
 
 
 def _copy_codec_string(video: dict[str, Any]) -> str:

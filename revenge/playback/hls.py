@@ -89,8 +89,10 @@ def master_playlist(plan: Plan) -> bytes:
         for v in sorted(plan.variants, key=lambda x: -variant_bandwidth(x, audio)):
             peak, avg = _bandwidths(v, audio)
             codecs = ",".join([v.codec_string, *audio_codecs])
-            attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={avg}", f'CODECS="{codecs}"',
-                     f"RESOLUTION={v.width}x{v.height}", f"FRAME-RATE={v.fps:.3f}", f"VIDEO-RANGE={v.video_range}"]
+            attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={avg}", f'CODECS="{codecs}"']
+            if v.supplemental_codecs:
+                attrs.append(f'SUPPLEMENTAL-CODECS="{v.supplemental_codecs}"')
+            attrs += [f"RESOLUTION={v.width}x{v.height}", f"FRAME-RATE={v.fps:.3f}", f"VIDEO-RANGE={v.video_range}"]
             if audio:
                 attrs.append('AUDIO="audio"')
             lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))

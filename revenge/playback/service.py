@@ -64,7 +64,7 @@ class PlaybackService:
         for v in plan.variants:
             kind = "remux" if v.copy else "encode"
             jobs[v.name] = Job(f"{ident}|{v!r}|{preset}", source, v, plan.segment_seconds, plan.segment_count, kind,
-                               preset, v.tone_map, media_id)
+                               preset, v.tone_map, media_id, dovi_bsf=self.rt.dolby_vision_hls)
         for a in plan.audio:
             jobs[a.name] = Job(f"{ident}|{a!r}", source, a, plan.segment_seconds, plan.segment_count, "encode",
                                media_id=media_id)
@@ -107,7 +107,8 @@ class PlaybackService:
         local = is_local(client_ip, LOCAL_NETWORKS)
         try:
             plan = decide(media, caps, track, pb.segment_seconds, local=local,
-                          tone_map_available=self.rt.tone_map_available)
+                          tone_map_available=self.rt.tone_map_available,
+                          dolby_vision_hls=self.rt.dolby_vision_hls)
         except NotPlayable as exc:
             raise ApiError(422, "not_playable", f"This media cannot be played here: {exc}.") from None
         except ValueError as exc:

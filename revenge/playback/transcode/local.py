@@ -49,6 +49,7 @@ class Job:
     preset: str = "veryfast"
     tone_map: bool = False
     media_id: str = ""
+    dovi_bsf: bool = False         # this ffmpeg has the dovi_rpu bitstream filter
 
     @property
     def name(self) -> str:
@@ -66,7 +67,7 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
     if isinstance(v, VideoVariant):
         cmd += ["-map", "0:v:0", "-an", "-sn", "-dn"]
         if v.copy:
-            cmd += ["-c:v", "copy"]
+            cmd += ["-c:v", "copy", *_copy_video_args(v, job.dovi_bsf)]
         else:
             vf = []
             if job.tone_map:
@@ -98,6 +99,23 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
         "-hls_list_size", "0", str(workdir / "ffmpeg.m3u8"),
     ]
     return cmd
+
+
+def _copy_video_args(v: VideoVariant, dovi_bsf: bool) -> list[str]:
+    """Sample entry and Dolby Vision handling of a copied video track (playback.md §5).
+
+    HEVC is written as ``hvc1`` (Apple players refuse ``hev1``), DV profile 5 as ``dvh1``. The DV
+    record goes into fMP4 only with ``-strict unofficial``; without it ffmpeg writes none, which is
+    how a stripped copy is signalled as its base layer. ``dovi_rpu=strip`` also removes the RPU NAL
+    units; where the filter is missing they stay in-band, and decoders without DV ignore them."""
+    args: list[str] = []
+    if v.codec_string.startswith(("hvc1", "dvh1")):
+        args += ["-tag:v", "dvh1" if v.codec_string.startswith("dvh1") else "hvc1"]
+    if v.keeps_dolby_vision:
+        args += ["-strict", "unofficial"]
+    elif v.strip_dolby_vision and dovi_bsf:
+        args += ["-bsf:v", "dovi_rpu=strip=1"]
+    return args
 
 
 class PartWaiter:
