@@ -191,3 +191,109 @@ def test_a_transcoder_answering_500s_trips_the_breaker(tmp_path, demo_media):
         s.stop()
         tx.terminate()
         tx.wait(20)
+
+
+class SlowLink:
+    """A TCP relay on 127.0.0.1 in front of the real transcoder; while ``delay`` is set, every chunk
+    of every answer is held back that long — an overloaded transcoder or a congested link."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+        import threading
+
+        self.delay = 0.0
+        self._upstream = upstream_port
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, answers: bool) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while chunk := src.recv(65536):
+                if answers and self.delay:
+                    time.sleep(self.delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+
+def test_a_slow_transcoder_trips_the_breaker_and_recovers(tmp_path, demo_media):
+    """Answers slower than ``remote_request_timeout``: each call times out instead of holding the
+    player, the breaker opens (fast 503s), and once the transcoder is quick again the half-open probe
+    closes it and segments flow."""
+    tport = free_port()
+    tx = start_transcoder(tport, tmp_path)
+    link = SlowLink(tport)
+    env = {
+        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{link.port}",
+        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_REQUEST_TIMEOUT": "1",
+        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2", "REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT": "20",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__OPEN_TIMEOUT": "2",
+        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__HALF_OPEN_MAX_CALLS": "1",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "2",
+        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
+    }
+    s = start_server(tmp_path, demo_media, env=env)
+    try:
+        with s.api() as c:
+            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+
+        def fresh_segment(kbps: int) -> tuple[httpx.Response, float]:
+            """Segment 0 of a variant nobody has encoded yet: it needs a new remote job."""
+            with s.api() as c:
+                b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
+                    "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
+            with httpx.Client(timeout=60) as c:
+                t = time.monotonic()
+                r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
+                return r, time.monotonic() - t
+
+        ok, _ = fresh_segment(700)
+        assert ok.status_code == 200 and len(ok.content) > 1000
+
+        link.delay = 4.0  # every answer now takes longer than the 1 s request timeout
+        slow, took = fresh_segment(710)
+        assert slow.status_code in (502, 503), slow.text
+        assert took < 4.0, took  # bounded by the timeouts, not by the transcoder
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
+        fast, took = fresh_segment(720)
+        assert fast.status_code == 503 and took < 1.0, (fast.status_code, took)
+        assert fast.json()["error"]["code"] == "transcoder_unavailable" and fast.headers["retry-after"].isdigit()
+
+        link.delay = 0.0
+        time.sleep(2.2)  # open_timeout
+        back, _ = fresh_segment(730)
+        assert back.status_code == 200, back.text
+        assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
+    finally:
+        s.stop()
+        link.close()
+        tx.terminate()
+        tx.wait(20)
