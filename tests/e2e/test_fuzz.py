@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from revenge.core.config import load_config
 from revenge.core.errors import ConfigError
 
+from tests.budget import examples
+
 pytestmark = pytest.mark.e2e
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ config_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.dictionaries(st.sampled_from(["server", "cache", "rate_limit", "playback", "bogus"]), config_values,
                             max_size=3))
 def test_config_loader_only_raises_config_errors(tmp_path_factory, data):

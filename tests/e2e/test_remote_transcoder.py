@@ -34,6 +34,38 @@ def start_transcoder(port: int, tmp_path) -> subprocess.Popen:
     raise RuntimeError("the transcoder did not start")
 
 
+# a breaker that opens after two failures and probes again 2 s later with one call; two attempts per call
+RECOVERING = {"RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
+              "RESILIENCE__BREAKER__TRANSCODER_REMOTE__OPEN_TIMEOUT": "2",
+              "RESILIENCE__BREAKER__TRANSCODER_REMOTE__HALF_OPEN_MAX_CALLS": "1",
+              "RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "2",
+              "RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05"}
+
+
+def remote_env(port: int, **settings: str) -> dict[str, str]:
+    """A server using the transcoder on ``port``; ``settings`` are REVENGE_* names without the prefix."""
+    return {"REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{port}",
+            "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
+            **{f"REVENGE_{k}": v for k, v in settings.items()}}
+
+
+def hevc_id(s) -> str:  # type: ignore[no-untyped-def]
+    with s.api() as c:
+        return {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+
+
+def fresh_segment(s, mid: str, kbps: int) -> tuple[httpx.Response, float]:  # type: ignore[no-untyped-def]
+    """Segment 0 of a variant nobody has encoded yet (a new bitrate cap): it needs a new remote job.
+    Returns the answer and how long it took."""
+    with s.api() as c:
+        b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
+            "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
+    with httpx.Client(timeout=60) as c:
+        t = time.monotonic()
+        r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
+        return r, time.monotonic() - t
+
+
 def test_transcoder_service_checks_its_key(tmp_path):
     port = free_port()
     p = start_transcoder(port, tmp_path)
@@ -52,20 +84,11 @@ def test_transcoder_service_checks_its_key(tmp_path):
 def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
     tport = free_port()
     tx = start_transcoder(tport, tmp_path)
-    env = {
-        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{tport}",
-        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__OPEN_TIMEOUT": "2",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__HALF_OPEN_MAX_CALLS": "1",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "2",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
-        "REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT": "20", "REVENGE_HEALTH__CACHE_TTL": "0",
-    }
+    env = remote_env(tport, **RECOVERING, PLAYBACK__SEGMENT_WAIT_TIMEOUT="20", HEALTH__CACHE_TTL="0")
     s = start_server(tmp_path, demo_media, env=env)
     try:
+        mid = hevc_id(s)
         with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
             body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
                           headers={"User-Agent": "revenge-tests/1.0"}).json()
         base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
@@ -79,23 +102,12 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
         os.killpg(tx.pid, signal.SIGKILL)  # the whole service: granian's main process and its worker
         tx.wait(10)
 
-        def fresh_segment(kbps: int) -> httpx.Response:
-            """Segment 0 of a variant nobody has encoded yet: it needs a new remote job."""
-            with s.api() as c:
-                b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
-                    "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
-            with httpx.Client(timeout=60) as c:
-                t = time.monotonic()
-                r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
-                r.elapsed_s = time.monotonic() - t  # type: ignore[attr-defined]
-                return r
-
-        first = fresh_segment(900)  # two attempts (retry), two failures: the breaker opens
+        first, _ = fresh_segment(s, mid, 900)  # two attempts (retry), two failures: the breaker opens
         assert first.status_code in (502, 503), first.text
         assert s.metric(r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
-        fast = fresh_segment(901)
-        assert fast.elapsed_s < 1.0  # type: ignore[attr-defined]
+        fast, took = fresh_segment(s, mid, 901)
+        assert took < 1.0
         assert fast.status_code == 503 and fast.json()["error"]["code"] == "transcoder_unavailable"
         assert fast.headers["retry-after"].isdigit()
         assert s.metric(r'revenge_circuit_breaker_rejected_total\{name="transcoder_remote"\}') >= 1
@@ -109,7 +121,7 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
 
         tx = start_transcoder(tport, tmp_path)
         time.sleep(2.2)  # open_timeout
-        ok = fresh_segment(902)  # the probe succeeds and closes the breaker
+        ok, _ = fresh_segment(s, mid, 902)  # the probe succeeds and closes the breaker
         assert ok.status_code == 200
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
         assert s.metric(r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote",to="closed"\}') == 1
@@ -128,13 +140,9 @@ def test_a_hanging_transcoder_times_out_and_trips_the_breaker(tmp_path, demo_med
     hang.bind(("127.0.0.1", 0))
     hang.listen(64)  # never accepted, never answered
     port = hang.getsockname()[1]
-    env = {
-        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{port}",
-        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_REQUEST_TIMEOUT": "0.5",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "1",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "1",
-        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
-    }
+    env = remote_env(port, TRANSCODER__REMOTE_REQUEST_TIMEOUT="0.5",
+                     RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD="1",
+                     RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS="1")
     s = start_server(tmp_path, demo_media, env=env)
     try:
         with s.api() as c:
@@ -162,13 +170,9 @@ def test_a_transcoder_answering_500s_trips_the_breaker(tmp_path, demo_media):
     GETs are retried, failures trip the breaker, players get a clear 5xx and then fast 503s."""
     tport = free_port()
     tx = start_transcoder(tport, tmp_path)
-    env = {
-        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{tport}",
-        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_SOURCE_URL": f"http://127.0.0.1:{free_port()}",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
-        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
-    }
+    env = remote_env(tport, TRANSCODER__REMOTE_SOURCE_URL=f"http://127.0.0.1:{free_port()}",
+                     RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD="2",
+                     RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY="0.05")
     s = start_server(tmp_path, demo_media, env=env)
     try:
         with s.api() as c:
@@ -250,46 +254,26 @@ def test_a_slow_transcoder_trips_the_breaker_and_recovers(tmp_path, demo_media):
     tport = free_port()
     tx = start_transcoder(tport, tmp_path)
     link = SlowLink(tport)
-    env = {
-        "REVENGE_TRANSCODER__MODE": "remote", "REVENGE_TRANSCODER__REMOTE_URL": f"http://127.0.0.1:{link.port}",
-        "REVENGE_TRANSCODER__API_KEY": KEY, "REVENGE_TRANSCODER__REMOTE_REQUEST_TIMEOUT": "1",
-        "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2", "REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT": "20",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__FAILURE_THRESHOLD": "2",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__OPEN_TIMEOUT": "2",
-        "REVENGE_RESILIENCE__BREAKER__TRANSCODER_REMOTE__HALF_OPEN_MAX_CALLS": "1",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS": "2",
-        "REVENGE_RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY": "0.05",
-    }
+    env = remote_env(link.port, **RECOVERING, TRANSCODER__REMOTE_REQUEST_TIMEOUT="1",
+                     PLAYBACK__SEGMENT_WAIT_TIMEOUT="20")
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
-
-        def fresh_segment(kbps: int) -> tuple[httpx.Response, float]:
-            """Segment 0 of a variant nobody has encoded yet: it needs a new remote job."""
-            with s.api() as c:
-                b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
-                    "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
-            with httpx.Client(timeout=60) as c:
-                t = time.monotonic()
-                r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
-                return r, time.monotonic() - t
-
-        ok, _ = fresh_segment(700)
+        mid = hevc_id(s)
+        ok, _ = fresh_segment(s, mid, 700)
         assert ok.status_code == 200 and len(ok.content) > 1000
 
         link.delay = 4.0  # every answer now takes longer than the 1 s request timeout
-        slow, took = fresh_segment(710)
+        slow, took = fresh_segment(s, mid, 710)
         assert slow.status_code in (502, 503), slow.text
         assert took < 4.0, took  # bounded by the timeouts, not by the transcoder
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
-        fast, took = fresh_segment(720)
+        fast, took = fresh_segment(s, mid, 720)
         assert fast.status_code == 503 and took < 1.0, (fast.status_code, took)
         assert fast.json()["error"]["code"] == "transcoder_unavailable" and fast.headers["retry-after"].isdigit()
 
         link.delay = 0.0
         time.sleep(2.2)  # open_timeout
-        back, _ = fresh_segment(730)
+        back, _ = fresh_segment(s, mid, 730)
         assert back.status_code == 200, back.text
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
     finally:

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from revenge._native import _metrics_py, _ranges_py, _ratelimit_py, _segcache_py
 
+from tests.budget import examples
+
 pytestmark = pytest.mark.native
 
 
@@ -30,7 +32,7 @@ cache_ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(0, 600), cache_ops)
 def test_segcache_twins_agree(max_bytes, ops):
     a, b = _c("segcache").SegmentCache(max_bytes), _segcache_py.SegmentCache(max_bytes)
@@ -75,7 +77,7 @@ limiter_ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.floats(0.0, 50.0), st.floats(1.0, 20.0), st.integers(1, 8), limiter_ops)
 def test_keyed_limiter_twins_agree(rate, burst, max_keys, ops):
     ca, cb = Clock(), Clock()
@@ -104,7 +106,7 @@ def test_keyed_limiter_twins_agree(rate, burst, max_keys, ops):
         assert ta.tokens == tb.tokens
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=12, unique=True),
     st.lists(st.floats(allow_nan=False), max_size=60),
@@ -126,7 +128,7 @@ def test_histogram_twins_agree(bounds, values):
     assert out_a == out_b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.floats())
 def test_value_formatting_twins_agree(v):
     m = _c("metrics")
@@ -134,7 +136,7 @@ def test_value_formatting_twins_agree(v):
     assert m.format_count_value(v) == _metrics_py.format_count_value(v)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=40))
 def test_escaping_twins_agree(s):
     m = _c("metrics")
@@ -164,7 +166,7 @@ def _outcome(mod, header, size):
         return "416"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(range_text, st.integers(0, 1500))
 def test_range_twins_agree(header, size):
     assert _outcome(_c("ranges"), header, size) == _outcome(_ranges_py, header, size)

@@ -17,6 +17,7 @@ from revenge.playback.hls import master_playlist
 from revenge.playback.transcode.local import Job, build_command
 from revenge.runtime import find_ffmpeg
 from tests.dolby_vision_media import dovi_record, make_dolby_vision_library
+from tests.budget import examples
 
 CHROME = detect("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36")
 APPLE = detect("AppleCoreMedia/1.0.0.20G75 (iPhone; U; CPU OS 16_6 like Mac OS X)")
@@ -61,7 +62,7 @@ def test_files_without_a_record(tmp_path: Path, demo_media: Path):
     assert read_record(missing, "mp4") is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.binary(max_size=600), container=st.sampled_from(["mp4", "mov", "mkv", "webm"]),
        prefix=st.sampled_from([b"", struct.pack(">I4s", 24, b"ftyp"), bytes.fromhex("1a45dfa3")]))
 def test_malformed_headers_never_raise(tmp_path_factory, data: bytes, container: str, prefix: bytes):
