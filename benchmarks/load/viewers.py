@@ -110,7 +110,7 @@ def server_metrics(url: str) -> dict[str, float]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     out = {}
     for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
-                 "revenge_playback_sessions_active", "revenge_http_requests_in_flight"):
+                 "revenge_playback_sessions_active", "revenge_http_requests_in_flight", "revenge_encoders_active"):
         vals = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
         out[name] = sum(vals)
     return out
@@ -171,6 +171,19 @@ async def run(args: argparse.Namespace) -> int:
         if growth > 0.2 or max(fds) - min(fds) > 50 or after["revenge_http_requests_in_flight"] > 1:
             print("soak: FAILED (RSS or fds not flat, or requests still in flight)")
             return 1
+        # abandoned sessions expire after their TTL and idle encoders stop: the gauges must reach 0
+        settle = time.monotonic() + args.settle
+        while True:
+            now = server_metrics(args.url)
+            left = (now["revenge_playback_sessions_active"], now["revenge_encoders_active"])
+            if left == (0, 0) or time.monotonic() > settle:
+                break
+            await asyncio.sleep(5)
+        print(f"soak: {time.monotonic() - settle + args.settle:.0f} s after the load: sessions {left[0]:.0f}, "
+              f"encoders {left[1]:.0f}, fds {now['process_open_fds']:.0f}")
+        if left != (0, 0):
+            print("soak: FAILED (sessions or encoders left after their TTL)")
+            return 1
     return 1 if sum(stats.errors.values()) > stats.segments * 0.01 else 0
 
 
@@ -183,6 +196,7 @@ def main() -> int:
     ap.add_argument("--throughput", action="store_true")
     ap.add_argument("--abandon", type=float, default=0.2)
     ap.add_argument("--soak", action="store_true")
+    ap.add_argument("--settle", type=float, default=240, help="soak: seconds to wait for the gauges to reach 0")
     ap.add_argument("--warmup", type=float, default=0, help="seconds of load not counted (encoders, caches warm up)")
     args = ap.parse_args()
     if args.viewers > 500 or args.seconds > 3600:

@@ -151,7 +151,11 @@ class _Family:
 
     # --- series ------------------------------------------------------------------------------
     def labels(self, *values: Any, **kw: Any) -> Any:
-        if kw:
+        if not kw:  # the hot path: positional string values of a series that exists
+            child = self._children.get(values)
+            if child is not None:
+                return child
+        else:
             if values:
                 raise MetricsError("pass label values either by position or by name, not both")
             try:

@@ -39,7 +39,10 @@ class CircuitBreaker:
         self._state = CLOSED
         self._generation = 0
         self._consecutive = 0
-        self._window: deque[list[float]] = deque()  # [bucket_start, successes, failures]
+        self._window: deque[tuple[float, int, int]] = deque()  # finished buckets: (start, successes, failures)
+        self._cur_start = self._cur_end = 0.0  # the bucket outcomes count into now
+        self._cur_s = self._cur_f = 0
+        self._closed = True  # == (state is CLOSED), read first on every call
         self._opened_at = 0.0
         self._half_open_at = 0.0
         self._probes_in_flight = 0
@@ -48,7 +51,14 @@ class CircuitBreaker:
         self._pending: deque[tuple[str, str]] = deque()
         self._delivering = False
         self.on_reject: Callable[[], None] | None = None
-        self.totals = {"calls": 0, "successes": 0, "failures": 0, "ignored": 0, "rejections": 0, "transitions": 0}
+        self._successes = self._failures = self._ignored = self._rejections = self._transitions = 0
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Counts since creation; ``calls`` are the admitted calls that have finished."""
+        done = self._successes + self._failures + self._ignored
+        return {"calls": done, "successes": self._successes, "failures": self._failures,
+                "ignored": self._ignored, "rejections": self._rejections, "transitions": self._transitions}
 
     # --- reads -------------------------------------------------------------------------------
     @property
@@ -61,8 +71,8 @@ class CircuitBreaker:
         return 1.0 if self._state == HALF_OPEN else 0.0
 
     def _window_counts(self) -> tuple[int, int]:
-        self._expire()
-        return int(sum(b[1] for b in self._window)), int(sum(b[2] for b in self._window))
+        self._roll(self._clock())
+        return (sum(b[1] for b in self._window) + self._cur_s, sum(b[2] for b in self._window) + self._cur_f)
 
     def snapshot(self) -> dict[str, Any]:
         s, f = self._window_counts()
@@ -82,12 +92,14 @@ class CircuitBreaker:
         if old == new:
             return
         self._state = new
+        self._closed = new == CLOSED
         self._generation += 1
-        self.totals["transitions"] += 1
+        self._transitions += 1
         now = self._clock()
         if new == CLOSED:
             self._consecutive = 0
             self._window.clear()
+            self._cur_s = self._cur_f = 0
         else:
             self._probes_in_flight = 0
             self._probe_successes = 0
@@ -113,19 +125,28 @@ class CircuitBreaker:
     def reset(self) -> None:
         self._transition(CLOSED)
 
-    def _expire(self) -> None:
-        horizon = self._clock() - self.cfg.window_seconds
-        while self._window and self._window[0][0] + self.cfg.window_seconds / self.cfg.window_buckets <= horizon:
+    def _roll(self, now: float) -> None:
+        """Starts the bucket ``now`` falls in (when the current one is over) and drops buckets that
+        left the window."""
+        width = self.cfg.window_seconds / self.cfg.window_buckets
+        if now >= self._cur_end:
+            if self._cur_s or self._cur_f:
+                self._window.append((self._cur_start, self._cur_s, self._cur_f))
+            self._cur_start = now - (now % width)
+            self._cur_end = self._cur_start + width
+            self._cur_s = self._cur_f = 0
+        horizon = now - self.cfg.window_seconds
+        while self._window and self._window[0][0] + width <= horizon:
             self._window.popleft()
 
     def _record_window(self, outcome: str) -> None:
         now = self._clock()
-        width = self.cfg.window_seconds / self.cfg.window_buckets
-        start = now - (now % width)
-        if not self._window or self._window[-1][0] != start:
-            self._window.append([start, 0, 0])
-        self._window[-1][1 if outcome == SUCCESS else 2] += 1
-        self._expire()
+        if now >= self._cur_end:
+            self._roll(now)
+        if outcome == SUCCESS:
+            self._cur_s += 1
+        else:
+            self._cur_f += 1
 
     # --- admission and outcome ---------------------------------------------------------------
     def _admit(self) -> tuple[int, bool]:
@@ -149,13 +170,18 @@ class CircuitBreaker:
         return self._generation, False
 
     def _rejected(self) -> None:
-        self.totals["rejections"] += 1
+        self._rejections += 1
         if self.on_reject is not None:
             self.on_reject()
 
     def _record(self, generation: int, probe: bool, exc: BaseException | None) -> None:
         outcome = self._classify(exc)
-        self.totals[{SUCCESS: "successes", FAILURE: "failures", IGNORED: "ignored"}[outcome]] += 1
+        if outcome == SUCCESS:
+            self._successes += 1
+        elif outcome == FAILURE:
+            self._failures += 1
+        else:
+            self._ignored += 1
         if generation != self._generation:
             return  # a straggler from an earlier generation changes nothing
         if probe:
@@ -180,11 +206,26 @@ class CircuitBreaker:
         ):
             self._transition(OPEN)
 
-    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed:
+            # the common case, kept short: a success in the closed state only counts into the
+            # current window bucket and clears the consecutive-failure run (what _record does)
+            generation = self._generation
+            try:
+                result = await fn(*args)
+            except BaseException as exc:
+                self._record(generation, False, exc)
+                raise
+            self._successes += 1
+            if generation == self._generation:
+                if self._clock() >= self._cur_end:
+                    self._roll(self._clock())
+                self._cur_s += 1
+                self._consecutive = 0
+            return result
         generation, probe = self._admit()
-        self.totals["calls"] += 1
         try:
-            result = await fn(*args, **kwargs)
+            result = await fn(*args)
         except BaseException as exc:
             self._record(generation, probe, exc)
             raise

@@ -14,9 +14,7 @@ from .handlers.admin import AdminHandlers
 from .handlers.media import MediaHandlers
 from .handlers.playback import PREFIX, PlaybackHandlers
 from .handlers.system import SystemHandlers
-from .middleware.metrics import MetricsMiddleware
-from .middleware.ratelimit import RateLimitMiddleware
-from .middleware.request_id import RequestIdMiddleware
+from .middleware.edge import EdgeMiddleware
 from .responses import send_error
 from .router import Match, Router
 from .types import Receive, Scope, Send
@@ -30,8 +28,7 @@ class RevengeApp:
         self.runtime = Runtime(config)
         self.router = Router()
         self._add_routes()
-        self._stack = RequestIdMiddleware(MetricsMiddleware(
-            RateLimitMiddleware(self._dispatch, self.runtime), self.runtime.metrics))
+        self._stack = EdgeMiddleware(self._dispatch, self.runtime)
 
     def _add_routes(self) -> None:
         r = self.router

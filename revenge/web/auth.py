@@ -28,6 +28,17 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
+def authenticate(scope: Scope, keys: "ApiKeys") -> tuple[bool, str | None]:
+    """(a key was presented, its principal when valid) — checked once per request: the rate limiter
+    and the route guard both need it."""
+    cached = scope.get("revenge.key_check")
+    if cached is None:
+        given = presented_key(scope)
+        cached = (given is not None, keys.check(given) if given is not None else None)
+        scope["revenge.key_check"] = cached
+    return cached
+
+
 class ApiKeys:
     def __init__(self, keys: list[str]) -> None:
         self._keys = [k.encode() for k in keys]

@@ -8,7 +8,7 @@ from typing import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from ...runtime import Runtime
-from ..auth import presented_key
+from ..auth import authenticate
 from ..responses import send_error
 from ..types import Receive, Scope, Send
 
@@ -50,12 +50,11 @@ def guarded(rt: Runtime, ids: tuple[str, ...] = (), token_purpose: str | None = 
                     await send_error(send, 401, "unauthorized", "A signed token is required.",
                                      [(b"www-authenticate", b"Bearer")])
                     return
-                given = presented_key(scope)
-                if given is None:
+                presented, principal = authenticate(scope, rt.api_keys)
+                if not presented:
                     await send_error(send, 401, "unauthorized", "An API key is required.",
                                      [(b"www-authenticate", b"Bearer")])
                     return
-                principal = rt.api_keys.check(given)
                 if principal is None:
                     await send_error(send, 403, "forbidden", "The API key is not valid.")
                     return

@@ -1,14 +1,13 @@
 """Rate limiting on ``/api/``: the client key is the API-key fingerprint, the session of a signed
 stream token, else the client address. A denied request gets 429 with an integer Retry-After and
-no handler work; failed authentications are limited per address."""
+no handler work; failed authentications are limited per address. ``EdgeMiddleware`` calls it."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ...resilience.client_address import bucket_key
-from ..auth import presented_key
-from ..responses import send_error
-from ..types import ASGIApp, Message, Receive, Scope, Send
+from ..auth import authenticate
+from ..types import Scope
 
 if TYPE_CHECKING:
     from ...runtime import Runtime
@@ -16,17 +15,14 @@ if TYPE_CHECKING:
 _STREAM = "/api/v1/playback/stream/"
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, rt: Runtime) -> None:
-        self.app = app
+class RateLimitPolicy:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def _key(self, scope: Scope, address: str) -> str:
-        key = presented_key(scope)
-        if key is not None:
-            principal = self.rt.api_keys.check(key)
-            if principal is not None:
-                return "k:" + principal
+        principal = authenticate(scope, self.rt.api_keys)[1]
+        if principal is not None:
+            return "k:" + principal
         path = scope["path"]
         if path.startswith(_STREAM) and self.rt.tokens is not None:
             sid = self.rt.tokens.verify(path[len(_STREAM):].split("/", 1)[0], "stream")
@@ -34,14 +30,13 @@ class RateLimitMiddleware:
                 return "s:" + sid
         return "a:" + address
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def admit(self, scope: Scope) -> tuple[int | None, str | None]:
+        """(Retry-After seconds when denied, else None; the address bucket when limits apply)."""
         limiter = self.rt.rate_limiter
         if limiter is None or not limiter.enabled or not scope["path"].startswith("/api/"):
-            await self.app(scope, receive, send)
-            return
+            return None, None
         client = scope.get("client") or ("", 0)
-        xff = [v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
-        address = self.rt.client_address.resolve(client[0], xff)
+        address = self.rt.client_address.resolve(client[0], scope.get("headers", ()))
         scope["revenge.client_address"] = address
         addr_key = bucket_key(address, limiter.cfg.ipv6_prefix)
         ra = limiter.blocked("auth_failure", addr_key)
@@ -49,14 +44,10 @@ class RateLimitMiddleware:
             ra = limiter.check("api", self._key(scope, addr_key))
         if ra is None and scope["method"] == "POST" and scope["path"] == "/api/v1/playback/sessions":
             ra = limiter.check("session_start", self._key(scope, addr_key))
-        if ra is not None:
-            await send_error(send, 429, "rate_limited", "Too many requests; slow down.",
-                             [(b"retry-after", str(ra).encode())])
-            return
+        return ra, addr_key
 
-        async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (401, 403):
-                limiter.check("auth_failure", addr_key)
-            await send(message)
-
-        await self.app(scope, receive, watch)
+    def auth_failed(self, addr_key: str) -> None:
+        """A 401/403 was answered: it counts against the address's auth_failure bucket."""
+        limiter = self.rt.rate_limiter
+        if limiter is not None:
+            limiter.check("auth_failure", addr_key)

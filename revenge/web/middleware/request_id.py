@@ -5,13 +5,27 @@ so log lines can never be forged through it.
 """
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 
 from ..types import ASGIApp, Message, Receive, Scope, Send
 
 _VALID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_STATIC = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+# generated ids are version-4 UUIDs made from a random per-process half and a counter started at a
+# random value: unique across restarts and instances for log correlation, at a fraction of uuid4's
+# cost (request ids identify, they are not secrets)
+_HIGH = f"{(int.from_bytes(os.urandom(8), 'big') & ~(0xF << 12)) | (0x4 << 12):016x}"
+_PREFIX = f"{_HIGH[:8]}-{_HIGH[8:12]}-{_HIGH[12:]}-".encode()
+_COUNTER = itertools.count(int.from_bytes(os.urandom(8), "big") >> 2)
+
+
+def _new_id() -> bytes:
+    n = next(_COUNTER)
+    return b"%s%04x-%012x" % (_PREFIX, 0x8000 | ((n >> 48) & 0x3FFF), n & 0xFFFFFFFFFFFF)
+
+
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
 def request_id_of(scope: Scope) -> bytes:
@@ -20,10 +34,12 @@ def request_id_of(scope: Scope) -> bytes:
             if _VALID.match(value):
                 return value
             break
-    return str(uuid.uuid4()).encode()
+    return _new_id()
 
 
 class RequestIdMiddleware:
+    """Request ids alone, for the transcoder service; the main app does this in ``EdgeMiddleware``."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -35,7 +51,7 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", rid))
-                headers.extend(_STATIC)
+                headers.extend(SECURITY_HEADERS)
                 message["headers"] = headers
             await send(message)
 
