@@ -6,8 +6,8 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 DATA=$(mktemp -d)
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-REVENGE_LOGGING__LEVEL=warning REVENGE_RATE_LIMIT__ENABLED=false REVENGE_PLAYBACK__MAX_SESSIONS=1000 \
-  REVENGE_PLAYBACK__MAX_SESSIONS_PER_KEY=1000 \
+REVENGE_LOGGING__LEVEL=warning REVENGE_RATE_LIMIT__ENABLED=false REVENGE_PLAYBACK__MAX_SESSIONS=5000 \
+  REVENGE_PLAYBACK__MAX_SESSIONS_PER_KEY=5000 \
   $PY -m revenge serve --port "$PORT" --data-dir "$DATA" >"$DATA/server.log" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT

@@ -199,8 +199,8 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=240, help="soak: seconds to wait for the gauges to reach 0")
     ap.add_argument("--warmup", type=float, default=0, help="seconds of load not counted (encoders, caches warm up)")
     args = ap.parse_args()
-    if args.viewers > 500 or args.seconds > 3600:
-        print("bounded: at most 500 viewers and one hour", file=sys.stderr)
+    if args.viewers > 2000 or args.seconds > 3600:
+        print("bounded: at most 2000 viewers and one hour", file=sys.stderr)
         return 2
     return asyncio.run(run(args))
 
