@@ -129,11 +129,11 @@ def _vint(data: bytes, i: int, keep_marker: bool) -> tuple[int, int]:
         length += 1
     if length > 8:
         raise ValueError("bad EBML length")
+    if len(data) < i + length:
+        raise ValueError("truncated EBML")
     value = first if keep_marker else first & (0xFF >> length)
     for b in data[i + 1:i + length]:
         value = (value << 8) | b
-    if len(data) < i + length:
-        raise ValueError("truncated EBML")
     return value, i + length
 
 
