@@ -108,6 +108,22 @@ class ServerProcess:
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10.0, **kw)  # type: ignore[arg-type]
 
+    def media_ids(self) -> dict[str, str]:
+        """Media ids by file name, as the API lists them."""
+        with self.api() as c:
+            return {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}
+
+    def media_id(self, path_name: str) -> str:
+        return self.media_ids()[path_name]
+
+    def stream_base(self, media_id: str, **body: object) -> str:
+        """A new session on ``media_id`` (default client profile, ``body`` added to the request):
+        the URL its stream paths start with."""
+        with self.api() as c:
+            answer = c.post("/api/v1/playback/sessions", json={"media_id": media_id, **body},
+                            headers={"User-Agent": "revenge-tests/1.0"}).json()
+        return self.base_url + answer["master_playlist_url"].rsplit("/", 1)[0]
+
     def metric(self, pattern: str) -> float:
         """Sum of the /metrics samples whose line matches ``pattern`` (a regex anchored at the start)."""
         import re

@@ -29,9 +29,9 @@ def node_modules() -> Path:
 
 
 def test_hlsjs_plays_a_transcoded_session(node_modules, server):
+    mid = server.media_id("Color Bars (HEVC AC-3).mkv")
     with server.api() as c:
-        items = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}
-        r = c.post("/api/v1/playback/sessions", json={"media_id": items["Color Bars (HEVC AC-3).mkv"]},
+        r = c.post("/api/v1/playback/sessions", json={"media_id": mid},
                    headers={"User-Agent": "revenge-tests/1.0"})
     assert r.status_code == 201 and r.json()["mode"] == "transcode"
     url = server.base_url + r.json()["master_playlist_url"]

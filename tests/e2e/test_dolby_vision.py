@@ -59,11 +59,6 @@ def srv(request, tmp_path_factory, library):
     s.stop()
 
 
-def _ids(srv: ServerProcess) -> dict[str, str]:
-    with srv.api() as c:
-        return {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}
-
-
 def _session(srv: ServerProcess, media_id: str, ua: str) -> dict:
     with httpx.Client(base_url=srv.base_url, timeout=30) as c:
         r = c.post("/api/v1/playback/sessions", json={"media_id": media_id},
@@ -83,7 +78,7 @@ def _fetch(srv: ServerProcess, body: dict, variant: str = "original") -> tuple[s
 
 
 def test_dv_81_to_chrome_is_its_hdr10_base_layer(srv):
-    ids = _ids(srv)
+    ids = srv.media_ids()
     for name in ("p81.mp4", "p81.mkv"):
         body = _session(srv, ids[name], CHROME)
         assert body["mode"] == "remux" and body["variants"][0]["video"] == "copy", name  # never direct: DV file
@@ -98,7 +93,7 @@ def test_dv_84_to_an_hlg_client_is_its_hlg_base(srv):
     body_profile = {"video_codecs": ["hevc", "h264"], "audio_codecs": ["aac"], "supports_hdr10": False,
                     "supports_hlg": True, "supports_dolby_vision": False}
     with httpx.Client(base_url=srv.base_url, timeout=30) as c:
-        r = c.post("/api/v1/playback/sessions", json={"media_id": _ids(srv)["p84.mp4"], "client_profile": body_profile},
+        r = c.post("/api/v1/playback/sessions", json={"media_id": srv.media_id("p84.mp4"), "client_profile": body_profile},
                    headers={"X-Api-Key": srv.api_key, "User-Agent": CHROME})
     assert r.status_code == 201 and r.json()["mode"] == "remux", r.text
     master, init, _ = _fetch(srv, r.json())
@@ -106,7 +101,7 @@ def test_dv_84_to_an_hlg_client_is_its_hlg_base(srv):
 
 
 def test_dv_5_to_chrome_is_encoded_and_decodes(srv):
-    body = _session(srv, _ids(srv)["p5.mp4"], CHROME)
+    body = _session(srv, srv.media_id("p5.mp4"), CHROME)
     assert body["mode"] == "transcode" and all(v["video"] == "h264" for v in body["variants"])
     master, init, _ = _fetch(srv, body)
     assert "VIDEO-RANGE=SDR" in master and "dvh1" not in master and b"avc1" in init
@@ -117,7 +112,7 @@ def test_dv_5_to_chrome_is_encoded_and_decodes(srv):
 
 
 def test_dv_client_plays_the_file_or_keeps_dv_in_hls(srv):
-    ids = _ids(srv)
+    ids = srv.media_ids()
     direct = _session(srv, ids["p5.mp4"], APPLE)
     assert direct["mode"] == "direct"
     direct_master = _fetch(srv, direct)[0]  # the master offers what HLS gives this client

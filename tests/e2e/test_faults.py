@@ -12,20 +12,12 @@ pytestmark = pytest.mark.e2e
 HEVC = "Color Bars (HEVC AC-3).mkv"
 
 
-def session_base(srv, media_name: str) -> str:
-    with srv.api() as c:
-        mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[media_name]
-        body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
-                      headers={"User-Agent": "revenge-tests/1.0"}).json()
-    return srv.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
-
-
 def test_disk_full_cache_degrades_and_serving_goes_on(tmp_path, demo_media):
     # a free-space floor no disk can meet: every disk write is skipped, segments are still served
     s = start_server(tmp_path, demo_media, env={"REVENGE_CACHE__DISK__MIN_FREE_BYTES": "1000000GiB",
                                                 "REVENGE_PLAYBACK__SEGMENT_SECONDS": "2"})
     try:
-        base = session_base(s, HEVC)
+        base = s.stream_base(s.media_id(HEVC))
         with httpx.Client(timeout=60) as c:
             for n in range(3):
                 r = c.get(f"{base}/original/seg-{n:05d}.m4s")
@@ -48,7 +40,7 @@ def test_media_that_breaks_mid_encode_fails_fast_not_hangs(tmp_path, demo_media)
     try:
         with open(broken, "r+b") as f:  # the file loses most of itself after it was catalogued
             f.truncate(broken.stat().st_size // 3)
-        base = session_base(s, "Broken.mkv")
+        base = s.stream_base(s.media_id("Broken.mkv"))
         with httpx.Client(timeout=60) as c:
             r = c.get(f"{base}/original/seg-00005.m4s")
         assert r.status_code in (502, 503), r.text

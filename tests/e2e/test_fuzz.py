@@ -22,8 +22,8 @@ SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_c
 
 @pytest.fixture(scope="module")
 def session(server):
+    mid = server.media_id("Color Bars (HEVC AC-3).mkv")
     with server.api() as c:
-        mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}["Color Bars (HEVC AC-3).mkv"]
         r = c.post("/api/v1/playback/sessions", json={"media_id": mid}, headers={"User-Agent": "fuzz/1.0"})
     assert r.status_code == 201
     return r.json()

@@ -39,8 +39,7 @@ def srv(tmp_path_factory, demo_media) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def ids(srv) -> dict[str, str]:
-    with srv.api() as c:
-        return {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}
+    return srv.media_ids()
 
 
 def create(srv, media_id, ua=CHROME, key=None, **body) -> httpx.Response:
@@ -286,8 +285,8 @@ def test_session_expiry_ends_it_and_stops_encoders(tmp_path, demo_media):
     env = {"REVENGE_PLAYBACK__HEARTBEAT_SECONDS": "1", "REVENGE_PLAYBACK__SESSION_TTL_FACTOR": "1"}
     s = start_server(tmp_path, demo_media, env=env)
     try:
+        mid = s.media_id(HEVC)
         with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
             body = c.post("/api/v1/playback/sessions", json={"media_id": mid}, headers={"User-Agent": PLAIN}).json()
             assert s.metric(r"revenge_playback_sessions_active ") == 1
             time.sleep(1.3)
@@ -307,8 +306,7 @@ def test_disk_cache_survives_a_restart(tmp_path, demo_media):
     env = {"REVENGE_PLAYBACK__SEGMENT_SECONDS": str(D)}
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
+        mid = s.media_id(HEVC)
         body = create(s, mid, ua=PLAIN).json()
         url = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00002.m4s"
         first = httpx.get(url, timeout=60)

@@ -157,11 +157,7 @@ def test_bad_sighup_then_sigterm_under_load(tmp_path, demo_media):
     cfg.write_text("playback:\n  segment_seconds: 2\n")
     s = start_server(tmp_path, demo_media, extra_args=["--config", str(cfg)],
                      env={"REVENGE_RATE_LIMIT__ENABLED": "false"})
-    with s.api() as c:
-        mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}["Color Bars (HEVC AC-3).mkv"]
-        body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
-                      headers={"User-Agent": "revenge-tests/1.0"}).json()
-    base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+    base = s.stream_base(s.media_id("Color Bars (HEVC AC-3).mkv"))
     stop = threading.Event()
     results = {"ok": 0, "truncated": 0, "refused": 0, "other": []}
     lock = threading.Lock()

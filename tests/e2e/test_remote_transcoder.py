@@ -49,20 +49,13 @@ def remote_env(port: int, **settings: str) -> dict[str, str]:
             **{f"REVENGE_{k}": v for k, v in settings.items()}}
 
 
-def hevc_id(s) -> str:  # type: ignore[no-untyped-def]
-    with s.api() as c:
-        return {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
-
-
 def fresh_segment(s, mid: str, kbps: int) -> tuple[httpx.Response, float]:  # type: ignore[no-untyped-def]
     """Segment 0 of a variant nobody has encoded yet (a new bitrate cap): it needs a new remote job.
     Returns the answer and how long it took."""
-    with s.api() as c:
-        b = c.post("/api/v1/playback/sessions", json={"media_id": mid, "client_profile": {
-            "max_bitrate_kbps": kbps}}, headers={"User-Agent": "revenge-tests/1.0"}).json()
+    base = s.stream_base(mid, client_profile={"max_bitrate_kbps": kbps})
     with httpx.Client(timeout=60) as c:
         t = time.monotonic()
-        r = c.get(s.base_url + b["master_playlist_url"].rsplit("/", 1)[0] + "/original/seg-00000.m4s")
+        r = c.get(base + "/original/seg-00000.m4s")
         return r, time.monotonic() - t
 
 
@@ -87,11 +80,8 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
     env = remote_env(tport, **RECOVERING, PLAYBACK__SEGMENT_WAIT_TIMEOUT="20", HEALTH__CACHE_TTL="0")
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        mid = hevc_id(s)
-        with s.api() as c:
-            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
-                          headers={"User-Agent": "revenge-tests/1.0"}).json()
-        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        mid = s.media_id(HEVC)
+        base = s.stream_base(mid)
         with httpx.Client(timeout=60) as c:
             seg = c.get(f"{base}/original/seg-00001.m4s")
             assert seg.status_code == 200 and len(seg.content) > 1000
@@ -145,11 +135,7 @@ def test_a_hanging_transcoder_times_out_and_trips_the_breaker(tmp_path, demo_med
                      RESILIENCE__RETRY__TRANSCODER_REMOTE__MAX_ATTEMPTS="1")
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
-            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
-                          headers={"User-Agent": "revenge-tests/1.0"}).json()
-        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        base = s.stream_base(s.media_id(HEVC))
         with httpx.Client(timeout=30) as c:
             t = time.monotonic()
             first = c.get(f"{base}/original/seg-00003.m4s")
@@ -175,11 +161,7 @@ def test_a_transcoder_answering_500s_trips_the_breaker(tmp_path, demo_media):
                      RESILIENCE__RETRY__TRANSCODER_REMOTE__INITIAL_DELAY="0.05")
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        with s.api() as c:
-            mid = {i["path_name"]: i["id"] for i in c.get("/api/v1/media").json()["items"]}[HEVC]
-            body = c.post("/api/v1/playback/sessions", json={"media_id": mid},
-                          headers={"User-Agent": "revenge-tests/1.0"}).json()
-        base = s.base_url + body["master_playlist_url"].rsplit("/", 1)[0]
+        base = s.stream_base(s.media_id(HEVC))
         with httpx.Client(timeout=60) as c:
             first = c.get(f"{base}/original/seg-00002.m4s")
             assert first.status_code in (502, 503), first.text
@@ -258,7 +240,7 @@ def test_a_slow_transcoder_trips_the_breaker_and_recovers(tmp_path, demo_media):
                      PLAYBACK__SEGMENT_WAIT_TIMEOUT="20")
     s = start_server(tmp_path, demo_media, env=env)
     try:
-        mid = hevc_id(s)
+        mid = s.media_id(HEVC)
         ok, _ = fresh_segment(s, mid, 700)
         assert ok.status_code == 200 and len(ok.content) > 1000
 
