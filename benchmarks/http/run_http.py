@@ -151,21 +151,22 @@ def main() -> int:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    ours = results["revenge (granian)"]
-    print(f"\nrandom 1 MiB Range slices of a 50 MiB file — wrk -t2 -c16, loopback, {os.cpu_count()} cores shared")
-    print(f"| {'server':<34} | {'req/s':>9} | {'GB/s':>6} | {'revenge / peer':>14} |")
-    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|{'-' * 16}|")
-    for name, rps in results.items():
-        ratio = "" if name.startswith("revenge") else f"{ours / rps:.2f}×"
-        print(f"| {name:<34} | {rps:>9,.0f} | {rps * 1048576 / 1e9:>6.2f} | {ratio:>14} |")
-    ours = segments["revenge (granian)"]
-    print(f"\nwhole cached segment ({seg_size / 1e6:.2f} MB, revenge from its memory cache) — wrk -t2 -c16")
-    print(f"| {'server':<34} | {'req/s':>9} | {'GB/s':>6} | {'revenge / peer':>14} |")
-    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|{'-' * 16}|")
-    for name, rps in segments.items():
-        ratio = "" if name.startswith("revenge") else f"{ours / rps:.2f}×"
-        print(f"| {name:<34} | {rps:>9,.0f} | {rps * seg_size / 1e9:>6.2f} | {ratio:>14} |")
+    print_table(f"random 1 MiB Range slices of a 50 MiB file — wrk -t2 -c16, loopback, {os.cpu_count()} cores shared",
+                results, 1048576)
+    print_table(f"whole cached segment ({seg_size / 1e6:.2f} MB, revenge from its memory cache) — wrk -t2 -c16",
+                segments, seg_size)
     return 0
+
+
+def print_table(title: str, rates: dict[str, float], body_bytes: int) -> None:
+    """req/s, GB/s and revenge / peer for one workload."""
+    ours = rates["revenge (granian)"]
+    print(f"\n{title}")
+    print(f"| {'server':<34} | {'req/s':>9} | {'GB/s':>6} | {'revenge / peer':>14} |")
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|{'-' * 16}|")
+    for name, rps in rates.items():
+        ratio = "" if name.startswith("revenge") else f"{ours / rps:.2f}×"
+        print(f"| {name:<34} | {rps:>9,.0f} | {rps * body_bytes / 1e9:>6.2f} | {ratio:>14} |")
 
 
 if __name__ == "__main__":
