@@ -218,8 +218,9 @@ class CircuitBreaker:
                 raise
             self._successes += 1
             if generation == self._generation:
-                if self._clock() >= self._cur_end:
-                    self._roll(self._clock())
+                now = self._clock()
+                if now >= self._cur_end:
+                    self._roll(now)
                 self._cur_s += 1
                 self._consecutive = 0
             return result

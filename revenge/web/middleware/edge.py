@@ -14,7 +14,7 @@ from ..responses import send_error
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from .metrics import HttpMetrics
 from .ratelimit import RateLimitPolicy
-from .request_id import SECURITY_HEADERS, request_id_of
+from .request_id import add_response_headers, request_id_of
 
 if TYPE_CHECKING:
     from ...runtime import Runtime
@@ -45,10 +45,7 @@ class EdgeMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                headers.append((b"x-request-id", rid))
-                headers.extend(SECURITY_HEADERS)
-                message["headers"] = headers
+                add_response_headers(message, rid)
                 if addr_key is not None and (status == 401 or status == 403):
                     self.limits.auth_failed(addr_key)
             await send(message)

@@ -25,7 +25,7 @@ def _new_id() -> bytes:
     return b"%s%04x-%012x" % (_PREFIX, 0x8000 | ((n >> 48) & 0x3FFF), n & 0xFFFFFFFFFFFF)
 
 
-SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
 def request_id_of(scope: Scope) -> bytes:
@@ -35,6 +35,14 @@ def request_id_of(scope: Scope) -> bytes:
                 return value
             break
     return _new_id()
+
+
+def add_response_headers(start: Message, rid: bytes) -> None:
+    """Puts the request id and the security headers on an ``http.response.start`` message."""
+    headers = list(start.get("headers", ()))
+    headers.append((b"x-request-id", rid))
+    headers.extend(_SECURITY_HEADERS)
+    start["headers"] = headers
 
 
 class RequestIdMiddleware:
@@ -49,10 +57,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                headers.append((b"x-request-id", rid))
-                headers.extend(SECURITY_HEADERS)
-                message["headers"] = headers
+                add_response_headers(message, rid)
             await send(message)
 
         await self.app(scope, receive, send_with_id)
