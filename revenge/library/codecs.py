@@ -42,6 +42,31 @@ def hevc_codec_string(extradata: bytes | None, profile: str | None, level: int |
     return f"hvc1.{idc}.{compat_rev:X}.L{lvl}.B0"
 
 
+def av1_codec_string(extradata: bytes | None, profile: str | None, level: int | None, bit_depth: int = 8,
+                     hdr_transfer: int | None = None) -> str:
+    """``av01.P.LLT.DD`` (AV1 ISOBMFF binding §5), from the ``av1C`` record when present.
+
+    The optional colour fields are added only for PQ/HLG sources (BT.2020 primaries and matrix,
+    transfer 16 or 18), where a player needs them to pick an HDR pipeline; SDR keeps the short
+    form, which every browser's ``isTypeSupported`` accepts."""
+    if extradata and len(extradata) >= 4 and extradata[0] & 0x80:  # av1C: marker bit, version 1
+        seq_profile = extradata[1] >> 5
+        seq_level = extradata[1] & 0x1F
+        b2 = extradata[2]
+        tier = "H" if b2 & 0x80 else "M"
+        high, twelve, mono = bool(b2 & 0x40), bool(b2 & 0x20), bool(b2 & 0x10)
+        sub_x, sub_y, position = (b2 >> 3) & 1, (b2 >> 2) & 1, b2 & 0x3
+        depth = (12 if twelve else 10) if high else 8
+    else:
+        seq_profile = {"main": 0, "high": 1, "professional": 2}.get((profile or "main").lower(), 0)
+        seq_level = level if level is not None and 0 <= level < 32 else 8  # 4.0
+        tier, depth, mono, sub_x, sub_y, position = "M", bit_depth, False, 1, 1, 0
+    out = f"av01.{seq_profile}.{seq_level:02d}{tier}.{depth:02d}"
+    if hdr_transfer in (16, 18):
+        out += f".{int(mono)}.{sub_x}{sub_y}{position}.09.{hdr_transfer:02d}.09.0"
+    return out
+
+
 def audio_codec_string(codec: str, profile: str | None = None) -> str | None:
     codec = codec.lower()
     if codec == "aac":
@@ -50,7 +75,8 @@ def audio_codec_string(codec: str, profile: str | None = None) -> str | None:
     return {"mp3": "mp4a.40.34", "ac3": "ac-3", "eac3": "ec-3", "opus": "Opus", "flac": "fLaC", "alac": "alac"}.get(codec)
 
 
-def video_codec_string(codec: str, extradata: bytes | None, profile: str | None, level: int | None) -> str | None:
+def video_codec_string(codec: str, extradata: bytes | None, profile: str | None, level: int | None,
+                       bit_depth: int = 8, hdr_transfer: int | None = None) -> str | None:
     codec = codec.lower()
     if codec == "h264":
         return h264_codec_string(extradata, profile, level)
@@ -59,5 +85,5 @@ def video_codec_string(codec: str, extradata: bytes | None, profile: str | None,
     if codec == "vp9":
         return "vp09.00.10.08"
     if codec == "av1":
-        return "av01.0.04M.08"
+        return av1_codec_string(extradata, profile, level, bit_depth, hdr_transfer)
     return None

@@ -47,6 +47,15 @@ def _fraction(value: Any) -> float | None:
     return round(f, 3) if f > 0 and math.isfinite(f) else None
 
 
+def _codec_name(cc: Any) -> str:
+    """The codec's canonical name (``av1``, ``dts``, ``ass``), never the decoder's: PyAV names a
+    stream after the decoder it picked (``libdav1d``, ``dca``, ``ssa``), which no client list knows."""
+    try:
+        return str(cc.codec.canonical_name)
+    except AttributeError:
+        return str(cc.name)
+
+
 def probe_file(path: Path) -> dict[str, Any]:
     """Normalised description of ``path``; raises ``ProbeError`` for anything unplayable."""
     import av
@@ -75,8 +84,9 @@ def probe_file(path: Path) -> dict[str, Any]:
                     dynamic = "HLG"
                 pix_fmt = cc.pix_fmt or None
                 depth = 10 if pix_fmt and ("10" in pix_fmt) else 12 if pix_fmt and "12" in pix_fmt else 8
+                name = _codec_name(cc)
                 video = {
-                    "codec": cc.name,
+                    "codec": name,
                     "profile": profile,
                     "level": level if level and level > 0 else None,
                     "width": cc.width,
@@ -86,7 +96,8 @@ def probe_file(path: Path) -> dict[str, Any]:
                     "pix_fmt": pix_fmt,
                     "bit_depth": depth,
                     "dynamic_range": dynamic,
-                    "codec_string": video_codec_string(cc.name, extradata, profile, level),
+                    "codec_string": video_codec_string(name, extradata, profile, level, depth,
+                                                       trc if trc in (_PQ, _HLG) else None),
                     "dolby_vision": None,
                 }
             elif s.type == "audio":
@@ -96,7 +107,7 @@ def probe_file(path: Path) -> dict[str, Any]:
                 audio.append({
                     "index": len(audio),
                     "stream_index": s.index,
-                    "codec": cc.name,
+                    "codec": _codec_name(cc),
                     "profile": profile,
                     "channels": channels,
                     "layout": layout.name if layout is not None else None,
@@ -105,18 +116,19 @@ def probe_file(path: Path) -> dict[str, Any]:
                     "language": _language(s),
                     "title": s.metadata.get("title") or s.metadata.get("TITLE"),
                     "default": _flag(s, 0x1),
-                    "codec_string": audio_codec_string(cc.name, profile),
+                    "codec_string": audio_codec_string(_codec_name(cc), profile),
                 })
             elif s.type == "subtitle":
+                name = _codec_name(cc)
                 subtitles.append({
                     "index": len(subtitles),
                     "stream_index": s.index,
-                    "codec": cc.name,
+                    "codec": name,
                     "language": _language(s),
                     "title": s.metadata.get("title") or s.metadata.get("TITLE"),
                     "forced": _flag(s, 0x40),
                     "default": _flag(s, 0x1),
-                    "text": cc.name in _TEXT_SUBS,
+                    "text": name in _TEXT_SUBS,
                 })
         container_name = CONTAINERS.get(path.suffix.lower().lstrip("."), path.suffix.lower().lstrip("."))
         if video is not None and video["codec"] in ("hevc", "av1", "h264"):

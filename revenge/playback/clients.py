@@ -41,7 +41,8 @@ def _caps(profile: str, video: str, audio: str, hdr: str, w: int, h: int, ch: in
 PROFILES: list[tuple[str, re.Pattern[str], Capabilities]] = [
     ("tv", re.compile(r"\b(tizen|web0s|webos|bravia|roku|android tv|smarttv|smart-tv|aft[a-z0-9]*)\b", re.I),
      _caps("tv", "h264 hevc av1", "aac mp3 ac3 eac3 flac", "y/y/n", 3840, 2160, 6, "mp4 mkv")),
-    ("player", re.compile(r"\b(mpv|vlc|kodi|lavf)\b", re.I),
+    # libmpv is mpv's own default User-Agent; GStreamer's souphttpsrc decodes through gst-libav
+    ("player", re.compile(r"\b(mpv|libmpv|vlc|libvlc|kodi|lavf|gstreamer)\b", re.I),
      _caps("player", "h264 hevc av1 vp9 mpeg2video mpeg4 vc1", "aac mp3 opus flac vorbis ac3 eac3 dts truehd pcm",
            "y/y/n", 7680, 4320, 8, "mkv mp4 mov webm ts avi")),
     ("android", re.compile(r"\b(exoplayer(?:lib)?|dalvik)\b", re.I),
@@ -50,12 +51,15 @@ PROFILES: list[tuple[str, re.Pattern[str], Capabilities]] = [
      _caps("apple", "h264 hevc", "aac mp3 ac3 eac3 flac alac", "y/y/y", 3840, 2160, 8, "mp4 mov m4v")),
     ("firefox", re.compile(r"\bfirefox\b", re.I),
      _caps("firefox", "h264 vp9 av1", "aac mp3 opus flac vorbis", "n/n/n", 3840, 2160, 6, "mp4 webm")),
-    ("chrome", re.compile(r"\b(chrome|chromium|edg)\b", re.I),
-     _caps("chrome", "h264 hevc vp9 av1", "aac mp3 opus flac vorbis", "y/y/n", 3840, 2160, 6, "mp4 webm")),
+    # no HEVC: Chromium builds and Chrome without a hardware decoder cannot play it; a browser that
+    # can says so in client_profile (the web client asks MediaSource.isTypeSupported)
+    ("chrome", re.compile(r"\b(chrome|chromium|headlesschrome|edg)\b", re.I),
+     _caps("chrome", "h264 vp9 av1", "aac mp3 opus flac vorbis", "y/y/n", 3840, 2160, 6, "mp4 webm")),
 ]
 DEFAULT = _caps("default", "h264", "aac mp3", "n/n/n", 1920, 1080, 2, "mp4")
 _SAFARI = re.compile(r"\bsafari\b", re.I)
-_NOT_SAFARI = re.compile(r"\b(chrome|chromium|edg|android)\b", re.I)
+_NOT_SAFARI = re.compile(r"\b(chrome|chromium|headlesschrome|edg|android)\b", re.I)
+BROWSERS = frozenset({"chrome", "firefox", "apple"})
 
 
 def detect(user_agent: str | None) -> Capabilities:

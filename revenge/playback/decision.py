@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from .clients import Capabilities
+from .clients import BROWSERS, Capabilities
 
 HLS_VIDEO = {"h264", "hevc", "av1"}
 HLS_AUDIO = {"aac", "mp3", "ac3", "eac3", "flac", "opus", "alac"}
 LADDER = (("2160p", 3840, 2160, 15000), ("1080p", 1920, 1080, 6000), ("720p", 1280, 720, 3000),
           ("480p", 854, 480, 1400), ("360p", 640, 360, 800))
 MAX_TRANSCODE_KBPS = 20000
+MIN_TRANSCODE_KBPS = 64
 MAX_SEGMENTS = 99_999
 
 
@@ -106,8 +107,9 @@ def _video_fits(video: dict[str, Any], caps: Capabilities, cap_kbps: int | None,
     codec = video.get("codec")
     if codec not in caps.video_codecs:
         return False, f"video codec {codec} is not supported by the client"
-    if codec == "h264" and (video.get("bit_depth", 8) != 8 or (video.get("pix_fmt") or "yuv420p") not in ("yuv420p", "yuvj420p")):
-        return False, "H.264 other than 8-bit 4:2:0"
+    reason = _profile_problem(video)
+    if reason:
+        return False, reason
     if video.get("width", 0) > caps.max_width or video.get("height", 0) > caps.max_height:
         return False, "resolution above the client limit"
     if cap_kbps is not None and file_kbps is not None and file_kbps > cap_kbps:
@@ -126,6 +128,32 @@ def _video_fits(video: dict[str, Any], caps: Capabilities, cap_kbps: int | None,
     if not _range_displayable(dr, caps):
         return False, f"{dr} not supported by the client"
     return True, ""
+
+
+# What "the client decodes HEVC/AV1" means in practice: the profiles hardware and browser decoders
+# implement. 4:2:2, 4:4:4 and RGB (HEVC RExt, AV1 High/Professional) are as rare in decoders as
+# 10-bit H.264, so they are encoded rather than copied.
+_DECODABLE = {
+    "h264": ("8-bit 4:2:0", {"yuv420p", "yuvj420p"}, {None, "baseline", "constrained baseline", "main", "high"}),
+    "hevc": ("Main or Main 10 (4:2:0)", {"yuv420p", "yuvj420p", "yuv420p10le"}, {None, "main", "main 10"}),
+    "av1": ("Main (4:2:0, 8 or 10-bit)", {"yuv420p", "yuvj420p", "yuv420p10le"}, {None, "main"}),
+}
+
+
+def _profile_problem(video: dict[str, Any]) -> str:
+    spec = _DECODABLE.get(video.get("codec") or "")
+    if spec is None:
+        return ""
+    label, pix_fmts, profiles = spec
+    pix_fmt = video.get("pix_fmt") or "yuv420p"
+    profile = (video.get("profile") or "").lower() or None
+    depth = video.get("bit_depth", 8)
+    if pix_fmt not in pix_fmts or profile not in profiles or (video["codec"] == "h264" and depth != 8):
+        return f"{_CODEC_NAMES[video['codec']]} other than {label}"
+    return ""
+
+
+_CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC", "av1": "AV1"}
 
 
 def _range_displayable(dr: str, caps: Capabilities) -> bool:
@@ -223,7 +251,13 @@ def decide(
         except NotPlayable:
             return plan("direct", (copy_variant,) if copy_variant else ())
     if v_fits and v_copyable and a_fits and a_copyable:
-        return plan("remux", (copy_variant,) if copy_variant else ())
+        if copy_variant is None:
+            return plan("remux", ())
+        hdr = _range(video) != "SDR"
+        if transcoding and caps.profile in BROWSERS and (tone_map_available or not hdr):
+            maker = _H264Maker(video, copy_variant.bitrate_kbps, fps, max(100, cap - audio_kbps) if cap else None, hdr)
+            return plan("remux", _with_h264_fallback((copy_variant,), caps, maker))
+        return plan("remux", (copy_variant,))
     if not transcoding:
         raise NotPlayable(v_reason or "the audio cannot be played by the client and transcoding is off")
     if video is None:
@@ -233,30 +267,90 @@ def decide(
     if hdr and not v_fits and not tone_map_available:
         raise NotPlayable("the source is HDR and no tone-mapping filter is available")
     top_w, top_h = fit(video["width"], video["height"], caps.max_width, caps.max_height)
-    out_fps = fps / 2 if fps > 60 else fps
+    known_kbps = copy_variant.bitrate_kbps if copy_variant and (video.get("bitrate") or file_kbps) else None
+    encoded = _H264Maker(video, known_kbps, fps, max(100, cap - audio_kbps) if cap else None, hdr)
     variants: list[VideoVariant] = []
     if v_fits and v_copyable:
         variants.append(copy_variant)  # type: ignore[arg-type]
         top_h = video["height"]
     else:
-        target = copy_variant.bitrate_kbps if copy_variant and video.get("bitrate") else _height_bitrate(top_h)
-        if cap:
-            target = min(target, max(100, cap - audio_kbps))
-        target = min(target, MAX_TRANSCODE_KBPS)
-        variants.append(VideoVariant("original", top_w, top_h, False, target, out_fps, h264_level(top_h, out_fps),
-                                     tone_map=hdr, codec_string=f"avc1.6400{h264_level(top_h, out_fps)}"))
+        variants.append(encoded("original", top_w, top_h))
     rungs = []
     for name, bw, bh, kbps in LADDER:
         w, h = fit(video["width"], video["height"], bw, bh)
-        if h < top_h and (cap is None or kbps <= cap) and all(v.height != h for v in variants + rungs):
-            rungs.append(VideoVariant(name, w, h, False, kbps, out_fps, h264_level(h, out_fps), tone_map=hdr,
-                                      codec_string=f"avc1.6400{h264_level(h, out_fps)}"))
+        if h < top_h and all(v.height != h for v in variants + rungs):
+            rungs.append(encoded(name, w, h))  # within the cap by construction
     if cap is not None and variants[0].bitrate_kbps > cap and not rungs:
         name, bw, bh, kbps = LADDER[-1]
         w, h = fit(video["width"], video["height"], bw, bh)
-        rungs.append(VideoVariant(name, w, h, False, min(kbps, cap), out_fps, h264_level(h, out_fps), tone_map=hdr,
-                                  codec_string=f"avc1.6400{h264_level(h, out_fps)}"))
-    return plan("transcode", tuple(variants + rungs))
+        rungs.append(encoded(name, w, h))
+    fallback_ok = tone_map_available or not hdr
+    ladder = _worth_their_bits(variants + rungs)
+    return plan("transcode", _with_h264_fallback(ladder, caps, encoded) if fallback_ok else ladder)
+
+
+class _H264Maker:
+    """Encoded H.264 variants at bit rates that fit the output size and never exceed what the
+    source has.
+
+    Per output size: the ladder rate of the smallest ladder box holding it, scaled by area (×1.5
+    above 30 fps); never above the source's video rate scaled by area, the effective cap less
+    audio, or ``MAX_TRANSCODE_KBPS``. A 360p rung of a 20 Mbit/s film gets 800 kbit/s, not 20 Mbit/s,
+    and a 0.29 Mbit/s 720p source never yields a 480p encode above 0.29 Mbit/s. Frame rates above
+    60 are halved."""
+
+    def __init__(self, video: dict[str, Any], source_kbps: int | None, fps: float, cap_kbps: int | None,
+                 tone_map: bool) -> None:
+        self.src_area = max(1, int(video.get("width") or 0) * int(video.get("height") or 0))
+        self.source_kbps = source_kbps
+        self.fps = fps / 2 if fps > 60 else fps
+        self.cap_kbps = cap_kbps
+        self.tone_map = tone_map
+
+    def kbps(self, w: int, h: int) -> int:
+        area = w * h
+        rung_kbps, box = LADDER[0][3], LADDER[0][1] * LADDER[0][2]
+        for _name, bw, bh, kbps in reversed(LADDER):  # smallest box first
+            if w <= bw and h <= bh:
+                rung_kbps, box = kbps, bw * bh
+                break
+        target = rung_kbps * area / box * (1.5 if self.fps > 30 else 1.0)
+        if self.source_kbps:
+            target = min(target, self.source_kbps * min(1.0, area / self.src_area))
+        if self.cap_kbps:
+            target = min(target, self.cap_kbps)
+        return max(MIN_TRANSCODE_KBPS, int(min(target, MAX_TRANSCODE_KBPS)))
+
+    def __call__(self, name: str, w: int, h: int) -> VideoVariant:
+        level = h264_level(h, self.fps)
+        return VideoVariant(name, w, h, False, self.kbps(w, h), self.fps, level, tone_map=self.tone_map,
+                            codec_string=f"avc1.6400{level}")
+
+
+def _worth_their_bits(variants: list[VideoVariant]) -> tuple[VideoVariant, ...]:
+    """Drops every lower variant that costs as many bits as a better one (taller, or the same
+    height copied) — it would only ever be chosen by mistake."""
+    kept: list[VideoVariant] = []
+    for v in sorted(variants, key=lambda x: (-x.height, not x.copy)):
+        if kept and v.bitrate_kbps >= min(k.bitrate_kbps for k in kept):
+            continue
+        kept.append(v)
+    return tuple(kept)
+
+
+def _with_h264_fallback(variants: tuple[VideoVariant, ...], caps: Capabilities,
+                        encoded: Callable[[str, int, int], VideoVariant]) -> tuple[VideoVariant, ...]:
+    """A browser offered an HEVC copy also gets one H.264 variant: a browser's HEVC support depends
+    on its build and the machine's decoder (Chromium has none), and hls.js, Shaka and Safari drop
+    the variants they cannot decode from the master playlist, so an extra variant costs nothing
+    unless it is played."""
+    if caps.profile not in BROWSERS or not variants or any(not v.copy for v in variants):
+        return variants
+    top = variants[0]
+    if not top.copy or not top.codec_string.startswith(("hvc1", "dvh1")):
+        return variants
+    w, h = fit(top.width, top.height, 1920, 1080)
+    return (*variants, encoded("h264", w, h))
 
 
 _VIDEO_RANGE = {"HDR10": "PQ", "HLG": "HLG", "SDR": "SDR"}

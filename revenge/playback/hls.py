@@ -69,8 +69,14 @@ def variant_bandwidth(v: VideoVariant | None, audio: tuple[AudioRendition, ...])
     return _bandwidths(v, audio)[0]
 
 
-def master_playlist(plan: Plan) -> bytes:
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+def start_line(start_seconds: float) -> list[str]:
+    """``#EXT-X-START`` for a resume: without it every HLS player starts at 0 unless the app seeks.
+    ``PRECISE=YES`` starts at that time, not at the beginning of its segment."""
+    return [f"#EXT-X-START:TIME-OFFSET={start_seconds:.3f},PRECISE=YES"] if start_seconds > 0 else []
+
+
+def master_playlist(plan: Plan, start_seconds: float = 0.0) -> bytes:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS", *start_line(start_seconds)]
     audio = plan.audio
     names = _names(audio)
     for a, name in zip(audio, names):
@@ -105,14 +111,16 @@ def master_playlist(plan: Plan) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def media_playlist(duration: float, d: float, n: int) -> bytes:
+def media_playlist(duration: float, d: float, n: int, start_seconds: float = 0.0) -> bytes:
     """VOD playlist of ``n`` segments of ``d`` seconds, the last one the remainder."""
     target = math.ceil(d)
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0",
-             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS", '#EXT-X-MAP:URI="init.mp4"']
+             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS", *start_line(start_seconds),
+             '#EXT-X-MAP:URI="init.mp4"']
     for i in range(n):
         length = d if i < n - 1 else duration - (n - 1) * d
         lines.append(f"#EXTINF:{length:.3f},")
         lines.append(f"seg-{i:05d}.m4s")
     lines.append("#EXT-X-ENDLIST")
     return ("\n".join(lines) + "\n").encode()
+

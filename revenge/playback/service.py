@@ -118,14 +118,14 @@ class PlaybackService:
         if source is None:
             raise ApiError(404, "media_file_missing", "The media file is no longer available.")
         jobs = self._jobs(media_id, media, source, plan)
-        master = master_playlist(plan)
+        master = master_playlist(plan, float(start))
         assert self.rt.tokens is not None
         ttl = self._ttl()
 
         def build(sid: str) -> Session:
             token = self.rt.tokens.sign("stream", sid, pb.stream_token_ttl)  # type: ignore[union-attr]
             s = Session(sid, owner, media_id, plan, master, token, jobs, time.time(), time.monotonic() + ttl, ttl,
-                        position=float(start))
+                        position=float(start), start_position=float(start))
             s.variant_bandwidths = [(v["name"], v["bandwidth"]) for v in self._variants_view(plan)]
             return s
 
@@ -256,7 +256,7 @@ class PlaybackService:
 
     async def playlist(self, s: Session, job: Job) -> bytes:
         if job.kind == "encode":
-            return media_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count)
+            return media_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count, s.start_position)
         # a copied variant: the muxer's own playlist, every URI line checked against the grammar
         deadline = time.monotonic() + self.rt.config.playback.segment_wait_timeout
         while True:

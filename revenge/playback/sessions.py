@@ -43,6 +43,7 @@ class Session:
     expires_at: float          # monotonic
     ttl: float
     position: float = 0.0
+    start_position: float = 0.0  # where players are told to begin (#EXT-X-START)
     state: str = "starting"
     ended: bool = False
     bandwidth: BandwidthEstimator = field(default_factory=BandwidthEstimator)

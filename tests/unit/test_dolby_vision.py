@@ -19,7 +19,10 @@ from revenge.runtime import find_ffmpeg
 from tests.dolby_vision_media import dovi_record, make_dolby_vision_library
 from tests.budget import examples
 
-CHROME = detect("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36")
+# a Chrome with an HEVC decoder, as the web client reports it (the User-Agent alone promises none)
+CHROME = apply_profile(
+    detect("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"),
+    {"video_codecs": ["h264", "hevc", "vp9", "av1"]})
 APPLE = detect("AppleCoreMedia/1.0.0.20G75 (iPhone; U; CPU OS 16_6 like Mac OS X)")
 HLG_ONLY = apply_profile(CHROME, {"supports_hdr10": False, "supports_hlg": True})
 

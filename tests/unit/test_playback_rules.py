@@ -22,6 +22,11 @@ NETS = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15", "apple"),
     ("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", "firefox"),
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", "chrome"),
+    ("libmpv", "player"),
+    ("GStreamer souphttpsrc 1.22.0 libsoup/3.2.2", "player"),
+    ("Lavf/59.27.100", "player"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
+     "chrome"),
     ("Cultivate/1.0 stv", "default"),
     (None, "default"),
 ])
@@ -149,3 +154,81 @@ def test_resume_points():
     assert resume_point(10, 3600) == (0.0, False)
     assert resume_point(600, 3600) == (600, False)
     assert resume_point(3500, 3600) == (0.0, True)
+
+
+def test_a_chrome_user_agent_promises_no_hevc():
+    assert "hevc" not in detect("Mozilla/5.0 AppleWebKit/537.36 Chrome/130.0 Safari/537.36").video_codecs
+
+
+@pytest.mark.parametrize("codec, profile, pix_fmt, fits", [
+    ("hevc", "Main", "yuv420p", True), ("hevc", "Main 10", "yuv420p10le", True),
+    ("hevc", "Rext", "gbrp", False), ("hevc", "Rext", "yuv444p", False), ("hevc", "Main 4:2:2 10", "yuv422p10le", False),
+    ("av1", "Main", "yuv420p10le", True), ("av1", "High", "yuv444p", False),
+    ("h264", "High 4:4:4 Predictive", "yuv444p", False),
+])
+def test_profile_bit_depth_and_chroma_decide_a_copy(codec, profile, pix_fmt, fits):
+    m = media(container="mkv", vcodec=codec, depth=10 if "10" in pix_fmt else 8)
+    m["video"].update(profile=profile, pix_fmt=pix_fmt)
+    plan = decide(m, detect("mpv"), None, 6)
+    assert (plan.mode == "direct") is fits
+    if not fits:
+        assert plan.mode == "transcode" and not plan.variants[0].copy
+
+
+@pytest.mark.parametrize("extradata, transfer, expected", [
+    (bytes.fromhex("81000c00"), None, "av01.0.00M.08"),
+    (bytes.fromhex("81084c00"), None, "av01.0.08M.10"),
+    (bytes.fromhex("8129cc00"), None, "av01.1.09H.10"),
+    (bytes.fromhex("81084c00"), 16, "av01.0.08M.10.0.110.09.16.09.0"),
+    (None, None, "av01.0.08M.08"),
+])
+def test_av1_codec_strings(extradata, transfer, expected):
+    from revenge.library.codecs import video_codec_string
+
+    assert video_codec_string("av1", extradata, "Main", None, 8, transfer) == expected
+
+
+def test_encoded_rates_fit_the_output_and_never_exceed_the_source():
+    # a 360p-limited client and a 20 Mbit/s 1080p film: 360p at the 360p rate, not 20 Mbit/s
+    small = apply_profile(DEFAULT, {"max_height": 360})
+    plan = decide(media(vkbps=20000), small, None, 6)
+    assert [(v.height, v.bitrate_kbps) for v in plan.variants] == [(360, 800)]
+    # a 0.29 Mbit/s 720p HEVC source for a client that takes the HEVC but not the audio: every
+    # encoded rung costs fewer bits than the pristine copy above it
+    hevc_ok = apply_profile(DEFAULT, {"video_codecs": ["hevc", "h264"]})
+    plan = decide(media(container="mkv", vcodec="hevc", w=1280, h=720, vkbps=290, audio=(("ac3", 2, True),)),
+                  hevc_ok, None, 6)
+    assert plan.variants[0].copy and plan.variants[0].bitrate_kbps == 290
+    rates = [v.bitrate_kbps for v in plan.variants]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == len(rates)
+    assert all(v.bitrate_kbps <= 290 * v.width * v.height / (1280 * 720) for v in plan.variants[1:])
+    # a rich source keeps the ladder's rates; 60 fps gets 1.5×
+    plan = decide(media(vcodec="hevc", vkbps=20000), DEFAULT, None, 6)
+    assert [v.bitrate_kbps for v in plan.variants] == [6000, 3000, 1400, 800]
+    plan = decide(media(vcodec="hevc", vkbps=20000, fps=60), DEFAULT, None, 6)
+    assert [v.bitrate_kbps for v in plan.variants] == [9000, 4500, 2100, 1200]
+
+
+def test_no_rung_costs_as_much_as_a_better_one():
+    capped = apply_profile(DEFAULT, {"max_bitrate_kbps": 1500})
+    plan = decide(media(vcodec="hevc", vkbps=20000), capped, None, 6)
+    rates = [v.bitrate_kbps for v in plan.variants]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == len(rates) and max(rates) <= 1500
+
+
+def test_a_browser_offered_an_hevc_copy_also_gets_one_h264_variant():
+    chrome_hevc = apply_profile(CHROME, {"video_codecs": ["hevc", "h264"]})
+    plan = decide(media(container="mkv", vcodec="hevc"), chrome_hevc, None, 6)
+    assert plan.mode == "remux" and [(v.name, v.copy, v.codec_string[:4]) for v in plan.variants] == [
+        ("original", True, "hvc1"), ("h264", False, "avc1")]
+    assert decide(media(container="mkv", vcodec="hevc"), detect("mpv"), None, 6).mode == "direct"
+    players = apply_profile(detect("mpv"), {"video_codecs": ["hevc"]})
+    assert len(decide(media(container="mkv", vcodec="hevc"), players, None, 6, direct_play=False).variants) == 1
+
+
+def test_a_resume_point_is_announced_in_the_playlists():
+    plan = decide(media(container="mkv"), CHROME, None, 6)
+    assert "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-START:TIME-OFFSET=60.000,PRECISE=YES\n" in master_playlist(
+        plan, 60).decode()
+    assert "EXT-X-START" not in master_playlist(plan).decode()
+    assert "#EXT-X-START:TIME-OFFSET=60.000,PRECISE=YES\n" in media_playlist(600, 6, 100, 60).decode()

@@ -27,12 +27,16 @@ try {
     hls.loadSource(url);
     hls.attachMedia(video);
     hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => errors.push(String(e))));
+    let startedAt = null;
+    video.addEventListener("playing", () => { if (startedAt === null) startedAt = video.currentTime; });
     const start = performance.now();
     while (video.currentTime < target && errors.length === 0 && performance.now() - start < timeout * 1000) {
       await new Promise((r) => setTimeout(r, 100));
     }
+    const level = hls.levels[hls.currentLevel];
     return { ok: video.currentTime >= target && errors.length === 0, currentTime: video.currentTime, errors,
-             width: video.videoWidth, height: video.videoHeight };
+             width: video.videoWidth, height: video.videoHeight, startedAt, userAgent: navigator.userAgent,
+             levels: hls.levels.map((l) => l.videoCodec || null), playedCodec: level ? level.videoCodec : null };
   }, { url, target, timeout });
 } catch (e) {
   verdict = { ok: false, errors: [String(e)] };
