@@ -27,11 +27,12 @@ build: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/revenge serve $(ARGS)
 
-# Debian test tools (ffmpeg, promtool, chromium for the hls.js test); best effort: tests that need a missing tool skip and say so.
+# Debian test tools (ffmpeg, promtool, chromium for the hls.js test, postgresql for the store suites); best effort: tests that need a missing tool skip and say so.
 tools:
 	@need=""; command -v ffmpeg >/dev/null || need="$$need ffmpeg"; \
 	command -v promtool >/dev/null || need="$$need prometheus"; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -n "$$need" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		echo "installing test tools:$$need"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null 2>&1 || \

@@ -206,3 +206,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_media: Path) -> Iterat
         yield srv
     finally:
         srv.stop()
+
+
+# --- real PostgreSQL ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One throwaway PostgreSQL server for the test session (tests/postgres.py)."""
+    from tests.postgres import remove, start_postgres
+
+    server = start_postgres()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        remove(server)
