@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-native test-pure bench bench-hot bench-http load soak tools build annotate debug clean
+.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http load soak tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,22 @@ $(STAMP): $(PY) pyproject.toml setup.py $(NATIVE_SRC)
 	$(PY) setup.py --quiet build_ext --inplace
 	touch $(STAMP)
 
-build: $(STAMP)
+# the web client's browser libraries (hls.js) from npm, pinned by revenge/web/client/package-lock.json;
+# best effort: any failure prints one line and the player falls back to the browser's own HLS
+CLIENT := revenge/web/client
+client:
+	@cmp -s $(CLIENT)/package-lock.json $(CLIENT)/node_modules/.revenge-lock 2>/dev/null && exit 0; \
+	if ! command -v npm >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1; }; \
+	fi; \
+	{ command -v npm >/dev/null && cd $(CLIENT) && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null 2>&1 && \
+		cp package-lock.json node_modules/.revenge-lock; } || \
+		echo "web client: hls.js is missing (npm ci failed or npm is not installed); the player uses the browser's own HLS"
 
-serve: $(STAMP)
+build: $(STAMP) client
+
+serve: $(STAMP) client
 	$(VENV)/bin/revenge serve $(ARGS)
 
 # Debian test tools (ffmpeg, promtool, chromium for the hls.js test, postgresql for the store suites); best effort: tests that need a missing tool skip and say so.
@@ -40,12 +53,23 @@ tools:
 		echo "could not install$$need; the tests that need them will skip"; \
 	fi
 
-test: $(STAMP) tools test-native test-pure
+test: $(STAMP) client tools test-native test-pure
 
 test-native: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the pure twins: every test of the native modules and the unit suites, and the end-to-end suites that
+# drive the twins' hot paths (ranges, segment cache, rate limits, metrics) through a real server; the
+# rest of the end-to-end suites exercise no native code and run once, in test-native (make test-pure-all
+# runs everything pure)
+PURE_TESTS ?= tests/native tests/unit tests/test_imports.py tests/test_nothing_unused.py \
+	tests/e2e/test_server_basics.py tests/e2e/test_direct_play.py tests/e2e/test_hls.py tests/e2e/test_fuzz.py \
+	tests/e2e/test_operations.py
+
 test-pure: $(STAMP)
+	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PURE_TESTS) $(PYTEST_ARGS)
+
+test-pure-all: $(STAMP)
 	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PYTEST_ARGS)
 
 bench: $(STAMP) bench-hot bench-http

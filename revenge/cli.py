@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--data-dir", help="data directory (server.data_dir)")
     sc.add_argument("--library", action="append", help="media folder (library.paths); repeatable")
 
+    db = sub.add_parser("db", help="database tools")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    up = dsub.add_parser("upgrade", help="apply the missing schema steps and exit")
+    up.add_argument("--config", help="YAML config file layered over configs/config.yaml")
+    up.add_argument("--data-dir", help="data directory (server.data_dir)")
+
     t = sub.add_parser("transcoder", help="run the remote transcoder service")
     t.add_argument("--host", default="127.0.0.1")
     t.add_argument("--port", type=int, default=8097)
@@ -42,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo-media", help="write a small demo library with ffmpeg")
     d.add_argument("dir")
+
+    u = sub.add_parser("user", help="manage user accounts (server running or not)")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    for name, text in (("add", "create a user"), ("passwd", "set a user's password (ends their sign-ins)"),
+                       ("list", "list users"), ("remove", "delete a user, their keys, sign-ins and watch state")):
+        x = usub.add_parser(name, help=text)
+        x.add_argument("--config", help="YAML config file layered over configs/config.yaml")
+        x.add_argument("--data-dir", help="data directory (server.data_dir)")
+        if name != "list":
+            x.add_argument("name")
+        if name == "add":
+            x.add_argument("--admin", action="store_true", help="role admin (default: user)")
+        if name in ("add", "passwd"):
+            x.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     return p
 
 
@@ -54,7 +75,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.data_dir:
         server["data_dir"] = args.data_dir
     out: dict[str, Any] = {"server": server} if server else {}
-    if args.library:
+    if getattr(args, "library", None):
         out["library"] = {"paths": args.library}
     return out
 
@@ -113,24 +134,61 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     async def run() -> dict[str, Any]:
+        """Enqueues the scan job (merged into one already queued) and runs it here as ``cli/<pid>``
+        — or, if a server's worker claims it first, follows it there until it ends."""
+        from .jobs.service import JobService
+        from .jobs.sqlite_queue import SqliteJobQueue
+        from .library.scans import KIND, LibraryScans
+        from .observability.metrics import Registry
+
         catalog = await asyncio.to_thread(Catalog, db)
+        queue = SqliteJobQueue(db)
+        await queue.open()
         try:
             lib = cfg.library
             scanner = Scanner(catalog, roots, lib.extensions, lib.probe_concurrency, lib.probe_timeout)
-            scanner.start()
-            while scanner.running:
-                draw(scanner.status)
-                await asyncio.sleep(0.1)
-            st = await scanner.wait()
+            jobs = JobService(queue, replace(cfg.jobs, workers=1, poll_interval=0.1), "cli", Registry())
+            scans = LibraryScans(jobs.runner, queue, scanner)
+            job_id = await jobs.runner.enqueue(KIND, {}, dedupe_key=KIND)
+            worker = asyncio.get_running_loop().create_task(jobs.runner.run())
+            try:
+                while True:
+                    job = await queue.get(job_id)
+                    st = await scans.status()
+                    if job is None or job.state in ("succeeded", "failed", "cancelled"):
+                        break
+                    draw(st)
+                    await asyncio.sleep(0.1)
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
             draw(st, final=True)
             return st
         finally:
+            await queue.close()
             await asyncio.to_thread(catalog.close)
 
     st = asyncio.run(run())
     for err in st["errors"]:
         print(f"  {err['path_name'] or '(library)'}: {err['message']}", file=sys.stderr)
     return 0 if st["state"] == "idle" else 1
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """``revenge db upgrade``: applies the missing schema steps and exits (the server does the same
+    at start)."""
+    from .core.config import load_config
+    from .library.catalog import Catalog
+    from .store.migrations import latest
+
+    cfg = load_config(args.config, overrides=_overrides(args))
+    db = Path(cfg.library.database) if cfg.library.database else Path(cfg.server.data_dir).resolve() / "catalog.db"
+    catalog = Catalog(db)
+    try:
+        print(f"revenge: the database schema is at {catalog.schema_version()} of {latest('sqlite')}")
+    finally:
+        catalog.close()
+    return 0
 
 
 def cmd_transcoder(args: argparse.Namespace) -> int:
@@ -171,10 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_scan(args)
         if args.command == "transcoder":
             return cmd_transcoder(args)
+        if args.command == "db":
+            return cmd_db(args)
         if args.command == "config":
             return cmd_config_check(args)
         if args.command == "demo-media":
             return cmd_demo_media(args)
+        if args.command == "user":
+            from .users.cli import cmd_user
+
+            return cmd_user(args)
     except ConfigError as err:
         _print_problems(err)
         return 2

@@ -25,6 +25,11 @@ from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
 from .library.catalog import SCHEMA_VERSION, Catalog
 from .library.scanner import Scanner
+from .library.scans import LibraryScans
+from .library.trickplay import Trickplay
+from .library.service import LibraryService
+from .jobs.service import JobService
+from .jobs.sqlite_queue import SqliteJobQueue
 from .observability.health import CheckFailed, HealthChecker, Report
 from .observability.instruments import Instruments
 from .observability.metrics import Registry
@@ -34,15 +39,24 @@ from .resilience.bulkhead import Bulkhead
 from .resilience.client_address import ClientAddress
 from .resilience.ratelimit import RateLimiter
 from .resilience.retry import Retry
-from .web.auth import ApiKeys
+from .web.auth import ApiKeys, authenticate
 from .playback.cache.disk import DiskSegmentCache
+from .subtitles.service import SubtitleService, augment_probe
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
 from .playback.progress import ProgressWriter
 from .playback.service import PlaybackService
 from .playback.transcode.local import Job
-from .playback.transcode.manager import EncoderManager
+from .playback.transcode.manager import EncoderManager, auto_max_encoders
 from .playback.transcode.remote import RemoteTranscoderClient
+from .resilience.client_address import parse_ip
+from .users.admin_sessions import AdminSessions, default_node
+from .users.metrics import AuthInstruments
+from .users.passwords import Passwords
+from .users.service import ADMIN_PASSWORD_FILE, AccountService, ensure_builtin_admin, print_once
+from .users.signin import AuthService
+from .users.store import SqliteUserStore
+from .users.watch import WatchService
 
 log = logging.getLogger("revenge")
 
@@ -111,6 +125,9 @@ class Runtime:
         self.tokens: TokenSigner | None = None
         self.catalog: Catalog | None = None
         self.scanner: Scanner | None = None
+        self.jobs: JobService | None = None
+        self.scans: LibraryScans | None = None
+        self.library: LibraryService | None = None  # metadata.md: classification, NFO, artwork, search, providers
         self.media_items = 0
         self.library_roots = [Path(p).resolve() for p in config.library.paths] or [self.data_dir / "demo"]
         self.library_real_roots = [os.path.realpath(r) for r in self.library_roots]
@@ -139,8 +156,19 @@ class Runtime:
         self.reloader: Reloader | None = None
         self.remote_client: RemoteTranscoderClient | None = None
         self.disk_cache: DiskSegmentCache | None = None
+        self.subtitles: SubtitleService | None = None
+        self.subtitles_filter = False
+        self.trickplay: Trickplay | None = None
         self.progress: ProgressWriter | None = None
         self.remote_bulkhead: Bulkhead | None = None
+        # users.md: accounts, sign-in, keys, watch state (built at start, once the catalog is open)
+        self.auth_metrics = AuthInstruments(self.registry)
+        self.user_store: SqliteUserStore | None = None
+        self.passwords: Passwords | None = None
+        self.auth: AuthService | None = None
+        self.accounts: AccountService | None = None
+        self.watch: WatchService | None = None
+        self.admin_sessions: AdminSessions | None = None
 
     def _supervisor_gave_up(self) -> None:
         if self.config.supervisor.on_give_up == "exit":
@@ -152,14 +180,30 @@ class Runtime:
         """Start-up in lifecycle.md order: data dir and secrets → SQLite → services → workers → ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.api_keys = ApiKeys(list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")])
-        self.tokens = TokenSigner(self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret"))
+        secret = self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret")
+        self.tokens = TokenSigner(secret)
         db_path = Path(self.config.library.database) if self.config.library.database else self.data_dir / "catalog.db"
         self.catalog = await asyncio.to_thread(Catalog, db_path)
+        await self._start_users(secret)
         self.media_items = await asyncio.to_thread(self.catalog.count)
         self.metrics.library_items.set_function(lambda: float(self.media_items))
         lib = self.config.library
         self.scanner = Scanner(self.catalog, self.library_roots, lib.extensions, lib.probe_concurrency,
                                lib.probe_timeout, self._scan_finished)
+        queue = SqliteJobQueue(db_path)
+        await queue.open()
+        self.jobs = JobService(queue, self.config.jobs, default_node(self.config.server.port), self.registry)
+        self.scans = LibraryScans(self.jobs.runner, queue, self.scanner)
+        self.subtitles = SubtitleService(self)
+        self.scanner.post_probe = self._subtitle_sidecars
+        self.scanner.sidecars_changed = lambda root, files: self.subtitles.refresh_sidecars(  # type: ignore[union-attr]
+            root, files, self.config.library.extensions) if self.config.subtitles.enabled else []
+        self._start_library()
+        self.scans.after_scan.append(self.subtitles.after_scan)
+        self.trickplay = Trickplay(self.jobs.runner, self.data_dir, lambda: self.ffmpeg_path, self._media_identity,
+                                   self.media_source_path,
+                                   lambda: asyncio.to_thread(self.catalog.identities))  # type: ignore[union-attr]
+        self.scans.after_scan.append(self.trickplay.after_scan)
         await asyncio.to_thread(self._probe_ffmpeg)
         tc = self.config.transcoder
         enc_cfg = self.config.resilience.bulkhead.encoders
@@ -180,6 +224,10 @@ class Runtime:
         )
         self.progress = ProgressWriter(self.catalog)
         self.playback = PlaybackService(self, self.encoders)
+        assert self.user_store is not None
+        self.watch = WatchService(self.catalog, self.user_store, self.progress)
+        self.admin_sessions = AdminSessions(self.playback, self.catalog, self.user_store,
+                                            lambda: default_node(self.config.server.port))
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
         self._register_checks()
         self._register_workers()
@@ -188,10 +236,60 @@ class Runtime:
         await self.supervisor.start()
         self.metrics.config_last_reload_success.set(1)
         self.metrics.config_last_reload_ts.set(time.time())
-        self.scanner.start()
+        await self.scans.enqueue_if_idle()  # the first scan (merged into one left queued by a previous run)
         self._install_sighup()
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
+
+    def _start_library(self) -> None:
+        """The library service the scanner asks (classification, local metadata, artwork) and its
+        jobs; providers join in ``metadata/`` when a key is configured."""
+        assert self.catalog is not None and self.jobs is not None and self.scanner is not None
+        self.library = LibraryService(self.catalog, self.data_dir, self.config, self.jobs.runner,
+                                      lambda: self.ffmpeg_path, self.media_source_path,
+                                      tone_map=lambda: self.tone_map_available)
+        self.scanner.library = self.library
+
+    async def _start_users(self, secret: str) -> None:
+        """Users, passwords and sign-in over the catalog database; the first start sets the built-in
+        admin's password and prints it once (users.md rule 3)."""
+        assert self.catalog is not None
+        a = self.config.auth
+        pb = self.config.playback
+        if pb.max_sessions_per_key is not None and pb.max_sessions_per_user is None:
+            log.warning("playback.max_sessions_per_key is the old name of playback.max_sessions_per_user; "
+                        "it is read as playback.max_sessions_per_user")
+        store = self.user_store = SqliteUserStore.of_catalog(self.catalog)
+        m = self.auth_metrics
+        self.passwords = Passwords(a.argon2, lambda op, secs: m.hash_seconds.labels(op).observe(secs),
+                                   self._bulkhead_rejected)
+        self._export_bulkhead(self.passwords.bulkhead)
+        password = await asyncio.to_thread(ensure_builtin_admin, store, self.passwords, self.data_dir)
+        srv = self.config.server
+        host = "127.0.0.1" if srv.host in ("0.0.0.0", "::", "") else srv.host
+        print_once(password, self.data_dir / ADMIN_PASSWORD_FILE, srv.public_url or f"http://{host}:{srv.port}/")
+        dummy = await asyncio.to_thread(self.passwords.hash_sync, secrets.token_urlsafe(18))
+        self.auth = AuthService(store, self.passwords, lambda: self.config.auth,
+                                lambda scope: authenticate(scope, self.api_keys)[1],
+                                secret, m, self._trusted_peer, lambda: self.config.server.cors_origins, dummy)
+        self.auth.builtin_admin_id = await asyncio.to_thread(store.builtin_admin_id)
+        self.auth.builtin_admin = await asyncio.to_thread(store.get_user, self.auth.builtin_admin_id or "")
+        if self.auth.builtin_admin is None:
+            raise ConfigError([{"key": "library.database", "message": "the built-in admin user is missing"}])
+        await self.auth.recount()
+        self.accounts = AccountService(store, self.auth, self.passwords, m,
+                                       lambda: self.config.auth.password_min_length,
+                                       lambda: self.config.auth.max_keys_per_user, self._end_user_sessions,
+                                       self.data_dir)
+        await self.accounts.refresh_gauges()
+
+    def _trusted_peer(self, peer: str | None) -> bool:
+        ip = parse_ip(peer or "")
+        return ip is not None and self.client_address.trusted(ip)
+
+    async def _end_user_sessions(self, user_id: str, reason: str) -> None:
+        if self.admin_sessions is not None:
+            await self.admin_sessions.end_user(user_id, reason)
 
     def _remote_client(self) -> RemoteTranscoderClient:
         """Remote transcoder calls: lazy client → retry → breaker → bulkhead → timeout."""
@@ -220,7 +318,9 @@ class Runtime:
         return f"{base}/internal/v1/media/{job.media_id}/source?token={token}"
 
     def max_encoders(self) -> int:
-        return self.config.transcoder.max_encoders or max(1, (os.cpu_count() or 2) // 2)
+        """The ``encoders`` bulkhead's count bound; with 0 (auto) only a process ceiling, the
+        measured encoding capacity decides admission below it (EncoderManager._admit)."""
+        return self.config.transcoder.max_encoders or auto_max_encoders()
 
     def _bulkhead_rejected(self, name: str, reason: str) -> None:
         self.metrics.bulkhead_rejected.labels(name, reason).inc()
@@ -237,12 +337,19 @@ class Runtime:
         sup.add(ChildSpec("encoder_reaper", lambda: self._every(2.0, self.encoders.reap)))  # type: ignore[union-attr]
         sup.add(ChildSpec("memory_monitor", self.memory_monitor.run))
         sup.add(ChildSpec("progress_writer", self.progress.run))
+        if self.auth is not None:
+            sup.add(ChildSpec("auth_writer", self.auth.run_writer))
+            sup.add(ChildSpec("auth_sweeper", lambda: self._every(3600.0, self.auth.sweep)))  # type: ignore[union-attr]
         sup.add(ChildSpec("disk_cache_maintenance", lambda: self._every(
             self.config.cache.disk.maintenance_interval, self._maintain_disk)))
         sup.add(ChildSpec("rate_limit_sweeper", lambda: self._every(
             self.config.rate_limit.sweep_interval, self._sweep_rate_limits)))
         sup.add(ChildSpec("config_watcher", lambda: self.reloader.watch() if self.reloader else asyncio.Event().wait()))
-        sup.add(ChildSpec("library_scanner", self._scheduled_scans, restart="transient"))
+        assert self.jobs is not None and self.scans is not None
+        sup.add(ChildSpec("job_runner", self.jobs.runner.run))
+        sup.add(ChildSpec("job_stats", lambda: self._every(self.config.jobs.stats_interval, self.jobs.sample)))  # type: ignore[union-attr]
+        sup.add(ChildSpec("leader", lambda: self.jobs.leader(  # type: ignore[union-attr]
+            self._scheduled_scan, lambda: self.config.library.scan_interval)))
 
     async def _maintain_disk(self) -> None:
         if self.disk_cache is not None:
@@ -252,11 +359,21 @@ class Runtime:
         if self.rate_limiter is not None:
             self.rate_limiter.sweep()
 
-    async def _scheduled_scans(self) -> None:
-        while self.config.library.scan_interval > 0:
-            await asyncio.sleep(self.config.library.scan_interval)
-            if self.scanner is not None and not self.scanner.running:
-                self.scanner.start()
+    async def _scheduled_scan(self) -> None:
+        """Due when the last scan finished ``library.scan_interval`` ago (the schedule lives in the
+        database, so a restart neither doubles nor skips a scan)."""
+        assert self.scans is not None
+        status = await self.scans.status()
+        finished = status.get("finished_at")
+        if status["state"] == "running":
+            return
+        if finished is not None:
+            import datetime as _dt
+
+            ago = time.time() - _dt.datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
+            if ago < self.config.library.scan_interval:
+                return
+        await self.scans.enqueue_if_idle()
 
     def _register_hooks(self) -> None:
         """Ordered shutdown (lifecycle.md §3); HTTP drain happens in granian before these run."""
@@ -277,9 +394,15 @@ class Runtime:
             if self.remote_client is not None:
                 await self.remote_client.lazy.close()
 
-        async def sqlite() -> None:
+        async def jobs() -> None:
+            if self.jobs is not None:
+                await self.jobs.runner.hand_back()
+
+        async def database() -> None:
             if self.scanner is not None:
                 await self.scanner.cancel()
+            if self.jobs is not None:
+                await self.jobs.queue.close()
             if self.catalog is not None:
                 await asyncio.to_thread(self.catalog.close)
 
@@ -288,10 +411,11 @@ class Runtime:
                 h.flush()
 
         sd.register(20, "sessions", sessions)
+        sd.register(25, "jobs", jobs, timeout=self.config.jobs.cancel_grace + 2)
         sd.register(30, "encoders", encoders, timeout=self.config.transcoder.kill_grace + 3)
         sd.register(40, "supervisor", self.supervisor.stop)
         sd.register(50, "caches", caches)
-        sd.register(60, "sqlite", sqlite)
+        sd.register(60, "database", database)
         sd.register(70, "logging", flush_logs)
 
     def _install_sighup(self) -> None:
@@ -346,6 +470,12 @@ class Runtime:
             self.encoders.idle_seconds = tc.encoder_idle_seconds
             self.encoders.max_ahead = tc.max_ahead_segments
         self.api_keys = ApiKeys(list(new.auth.api_keys) or self.api_keys_fallback())
+        if self.passwords is not None:
+            self.passwords.reconfigure(new.auth.argon2)
+        if self.jobs is not None:
+            self.jobs.reconfigure(new.jobs)
+        if self.playback is not None:
+            self.playback.sessions.max_per_key = new.playback.sessions_per_user
         self.client_address = ClientAddress(new.server.trusted_proxies)
         self.health.cache_ttl = new.health.cache_ttl
         self.health.default_timeout = new.health.default_timeout
@@ -375,7 +505,8 @@ class Runtime:
     def _register_checks(self) -> None:
         h = self.health
         h.register("lifecycle", "critical", self._check_lifecycle)
-        h.register("catalog", "critical", self._check_catalog, blocking=True)
+        h.register("database", "critical", self._check_database, blocking=True)
+        h.register("jobs", "warm", self._check_jobs)
         h.register("disk_space", "warm", self._check_disk_space, blocking=True)
         h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
         h.register("memory", "warm", self._check_memory)
@@ -390,11 +521,15 @@ class Runtime:
         if self.state == "stopping":
             raise CheckFailed("shutting down")
 
-    def _check_catalog(self) -> None:
+    def _check_database(self) -> None:
         assert self.catalog is not None
         version = self.catalog.schema_version()
-        if version != SCHEMA_VERSION:
-            raise CheckFailed(f"catalog schema version is {version}, expected {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            raise CheckFailed(f"the database schema is at {version}, older than the {SCHEMA_VERSION} this revenge needs")
+
+    async def _check_jobs(self) -> None:
+        assert self.jobs is not None
+        await self.jobs.check()
 
     def library_real_path(self, root: str, rel_path: str) -> str | None:
         """The real path (symlinks resolved) of a catalogued file, only if it lies inside a
@@ -410,6 +545,12 @@ class Runtime:
         row = await self.media_file(media_id)
         real = self.library_real_path(*row) if row is not None else None
         return real if real is not None and os.path.isfile(real) else None
+
+    def _subtitle_sidecars(self, path: Path, probe: dict) -> list[dict[str, str]]:
+        sc = self.config.subtitles
+        if not sc.enabled:
+            return []
+        return augment_probe(path, probe, self.config.library.extensions, sc.max_sidecar_bytes, sc.fallback_encoding)
 
     def _probe_ffmpeg(self) -> None:
         """The lazy ffmpeg capability probe: which binary, its version, whether it can tone-map."""
@@ -428,9 +569,17 @@ class Runtime:
         self.ffmpeg_path = exe
         self.ffmpeg_identity = (version.stdout.splitlines() or ["ffmpeg"])[0][:80]
         self.tone_map_available = " zscale " in filters.stdout and " tonemap " in filters.stdout
+        self.subtitles_filter = " subtitles " in filters.stdout  # text burn-in (subtitles.md §3.1)
         # dovi_rpu (FFmpeg ≥ 7.1) marks the builds that strip DV and keep its record in HLS fMP4;
         # 5.1's HLS muxer writes no DV record at all (measured), so DV is never kept with it
         self.dolby_vision_hls = "dovi_rpu" in bsfs.stdout.split()
+
+    async def _media_identity(self, media_id: str) -> tuple[dict, int, int] | None:
+        """(item, size, mtime_ns) of a media row, for files derived from it."""
+        assert self.catalog is not None
+        item = await asyncio.to_thread(self.catalog.get_media, media_id)
+        ids = await asyncio.to_thread(self.catalog.identities, media_id)
+        return None if item is None or not ids else (item, ids[0][1], ids[0][2])
 
     async def media_file(self, media_id: str) -> tuple[str, str] | None:
         row = self._file_rows.get(media_id)

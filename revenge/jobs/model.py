@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.times import rfc3339
+
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -110,7 +112,7 @@ class JobRecord:
         """The admin API's shape (API.md): times as RFC 3339 UTC, no lease internals."""
 
         def t(v: _dt.datetime | None) -> str | None:
-            return None if v is None else v.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            return None if v is None else rfc3339(v)
 
         return {"id": self.id, "kind": self.kind, "state": self.state, "priority": self.priority,
                 "dedupe_key": self.dedupe_key, "attempts": self.attempts, "max_attempts": self.max_attempts,

@@ -1,12 +1,11 @@
 """The SQLite catalog: media rows, their streams, resume points and scan history.
 
 One connection in WAL mode, guarded by a lock and used from worker threads (callers wrap calls in
-``asyncio.to_thread``), so the event loop never waits on the disk. Numbered forward migrations run
-at open; ``schema_version`` in ``meta`` says which ran.
+``asyncio.to_thread``), so the event loop never waits on the disk. The numbered schema steps
+(``store/migrations``) run at open and are recorded in ``schema_migrations``.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import sqlite3
 import threading
 import uuid
@@ -15,78 +14,14 @@ from typing import Any, Iterable
 
 import orjson
 
-SCHEMA_VERSION = 1
+from ..core.times import now_rfc3339
+from ..store.migrations import apply_sqlite, latest, sqlite_version
+from . import library_store
+from .naming import normalise
+from ..subtitles.tracks import public as public_subtitles
 
-MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE media (
-        id TEXT PRIMARY KEY,
-        root TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        title TEXT NOT NULL,
-        container TEXT,
-        duration_seconds REAL,
-        bit_rate INTEGER,
-        video_codec TEXT,
-        width INTEGER,
-        height INTEGER,
-        dynamic_range TEXT,
-        probe TEXT NOT NULL,
-        added_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        UNIQUE (root, rel_path)
-    );
-    CREATE INDEX media_title ON media (title COLLATE NOCASE, id);
-    CREATE TABLE media_streams (
-        media_id TEXT NOT NULL REFERENCES media(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        idx INTEGER NOT NULL,
-        stream_index INTEGER NOT NULL,
-        codec TEXT,
-        channels INTEGER,
-        language TEXT,
-        title TEXT,
-        is_default INTEGER NOT NULL DEFAULT 0,
-        is_forced INTEGER NOT NULL DEFAULT 0,
-        is_text INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX media_streams_media ON media_streams (media_id);
-    CREATE TABLE progress (
-        owner TEXT NOT NULL,
-        media_id TEXT NOT NULL REFERENCES media(id) ON DELETE CASCADE,
-        position_seconds REAL NOT NULL,
-        completed INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (owner, media_id)
-    );
-    CREATE TABLE scans (
-        id TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        finished_at TEXT,
-        files_seen INTEGER NOT NULL DEFAULT 0,
-        files_added INTEGER NOT NULL DEFAULT 0,
-        files_updated INTEGER NOT NULL DEFAULT 0,
-        files_removed INTEGER NOT NULL DEFAULT 0,
-        errors TEXT NOT NULL DEFAULT '[]'
-    );
-    CREATE TABLE scan_failures (
-        root TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        message TEXT NOT NULL,
-        PRIMARY KEY (root, rel_path)
-    );
-    """,
-}
-
-
-def now_rfc3339() -> str:
-    t = _dt.datetime.now(_dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+# the schema is the numbered steps in revenge/store/migrations/sqlite/ (applied at open)
+SCHEMA_VERSION = latest("sqlite")
 
 
 class Catalog:
@@ -106,27 +41,12 @@ class Catalog:
 
     # --- schema ------------------------------------------------------------------------------
     def _migrate(self) -> None:
-        db = self._db
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        current = int(row[0]) if row else 0
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        apply_sqlite(self._db)
 
     def schema_version(self) -> int:
         with self._lock:
             self._db.execute("SELECT 1").fetchone()
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+            return sqlite_version(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -156,34 +76,43 @@ class Catalog:
             "bit_rate": row["bit_rate"],
             "video": probe.get("video"),
             "audio": probe.get("audio", []),
-            "subtitles": probe.get("subtitles", []),
+            "subtitles": public_subtitles(probe.get("subtitles", [])),
             "added_at": row["added_at"],
             "updated_at": row["updated_at"],
+            **library_store.view(row),
         }
 
-    def list_media(self, limit: int, offset: int, q: str | None) -> tuple[list[dict[str, Any]], int]:
-        where, args = "", []
-        if q:
-            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where = "WHERE title LIKE ? ESCAPE '\\' OR rel_path LIKE ? ESCAPE '\\'"
-            args = [f"%{escaped}%", f"%{escaped}%"]
+    def list_media(self, limit: int, offset: int, q: str | None, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        """A page of listed items (stack parts after the first hidden): ``q`` is word-prefix search
+        (library_store), ``filters`` are kind, show_id, season, sort."""
         with self._lock:
-            total = int(self._db.execute(f"SELECT COUNT(*) FROM media {where}", args).fetchone()[0])
-            rows = self._db.execute(
-                f"SELECT * FROM media {where} ORDER BY title COLLATE NOCASE, id LIMIT ? OFFSET ?", [*args, limit, offset]
-            ).fetchall()
-        return [self._item(r) for r in rows], total
+            rows, total = library_store.list_media(self._db, limit, offset, q, **filters)
+            items = [self._item(r) for r in rows]
+            library_store.attach_parts(self._db, rows, items)
+        return items, total
 
     def get_media(self, media_id: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
-        return self._item(row) if row else None
+            row = self._db.execute(f"{library_store.MEDIA_SELECT} WHERE media.id = ?", (media_id,)).fetchone()
+            if row is None:
+                return None
+            item = self._item(row)
+            library_store.attach_parts(self._db, [row], [item])
+        return item
 
     def get_file(self, media_id: str) -> tuple[str, str] | None:
         """(root, rel_path) of a media row: only the server ever sees this, never a client."""
         with self._lock:
             row = self._db.execute("SELECT root, rel_path FROM media WHERE id = ?", (media_id,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def identities(self, media_id: str | None = None) -> list[tuple[str, int, int, bool]]:
+        """(id, size, mtime_ns, has video) of one media row or of all: what derived files (seek
+        thumbnails) are keyed on."""
+        sql = "SELECT id, size, mtime_ns, video_codec IS NOT NULL FROM media"
+        with self._lock:
+            rows = self._db.execute(sql + (" WHERE id = ?" if media_id else ""), (media_id,) if media_id else ()).fetchall()
+        return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     def files_under(self, root: str) -> dict[str, tuple[str, int, int]]:
         with self._lock:
@@ -201,15 +130,21 @@ class Catalog:
         failures: Iterable[tuple[str, str, int, int, str]],
         removals: Iterable[tuple[str, str]],
     ) -> list[str]:
-        """One transaction: (id or None, root, rel_path, size, mtime_ns, probe) upserts, failure rows,
-        and (root, rel_path) removals. Returns the ids of the upserted rows."""
+        """One transaction: (id or None, root, rel_path, size, mtime_ns, probe[, info]) upserts,
+        failure rows, and (root, rel_path) removals. Returns the ids of the upserted rows. ``info``
+        holds the library fields (library_store.write_info); an update may move a row to a new path."""
         ts = now_rfc3339()
         ids: list[str] = []
+        memo: dict[str, str] = {}
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for media_id, root, rel, size, mtime_ns, probe in upserts:
+                for up in upserts:
+                    media_id, root, rel, size, mtime_ns, probe = up[:6]
+                    info = up[6] if len(up) > 6 else {"title": probe["title"], "sort_title": probe["title"],
+                                                      "title_norm": normalise(probe["title"]),
+                                                      "search_title": normalise(probe["title"]), "kind": "video"}
                     video = probe.get("video") or {}
                     values = (
                         size, mtime_ns, probe["title"], probe["container"], probe["duration_seconds"],
@@ -227,8 +162,9 @@ class Catalog:
                     else:
                         db.execute(
                             "UPDATE media SET size=?, mtime_ns=?, title=?, container=?, duration_seconds=?, bit_rate=?,"
-                            " video_codec=?, width=?, height=?, dynamic_range=?, probe=?, updated_at=? WHERE id=?",
-                            (*values, media_id),
+                            " video_codec=?, width=?, height=?, dynamic_range=?, probe=?, updated_at=?, root=?,"
+                            " rel_path=? WHERE id=?",
+                            (*values, root, rel, media_id),
                         )
                         db.execute("DELETE FROM media_streams WHERE media_id = ?", (media_id,))
                     for kind, streams in (("audio", probe.get("audio", [])), ("subtitle", probe.get("subtitles", []))):
@@ -236,10 +172,11 @@ class Catalog:
                             db.execute(
                                 "INSERT INTO media_streams (media_id, kind, idx, stream_index, codec, channels, language,"
                                 " title, is_default, is_forced, is_text) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                (media_id, kind, s["index"], s["stream_index"], s.get("codec"), s.get("channels"),
+                                (media_id, kind, s["index"], s.get("stream_index", -1), s.get("codec"), s.get("channels"),
                                  s.get("language"), s.get("title"), int(bool(s.get("default"))),
                                  int(bool(s.get("forced"))), int(bool(s.get("text")))),
                             )
+                    library_store.write_info(db, media_id, info, ts, memo)
                     db.execute("DELETE FROM scan_failures WHERE root = ? AND rel_path = ?", (root, rel))
                     ids.append(media_id)
                 for root, rel, size, mtime_ns, message in failures:
@@ -264,40 +201,47 @@ class Catalog:
             self._db.execute(f"DELETE FROM scan_failures WHERE root NOT IN ({marks})", roots)
         return cur.rowcount
 
-    # --- progress ----------------------------------------------------------------------------
-    def get_progress(self, owner: str, media_id: str) -> dict[str, Any] | None:
+    # --- watch state (per user; users.md §5) --------------------------------------------------
+    def connection(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        """The shared connection and its lock, for stores that keep their tables in this database."""
+        return self._db, self._lock
+
+    def get_progress(self, user_id: str, media_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT position_seconds, completed, updated_at FROM progress WHERE owner = ? AND media_id = ?",
-                (owner, media_id),
+                "SELECT position_seconds, played, play_count, last_played_at, updated_at FROM watch_state"
+                " WHERE user_id = ? AND media_id = ?", (user_id, media_id),
             ).fetchone()
         if row is None:
             return None
-        return {"position_seconds": row[0], "completed": bool(row[1]), "updated_at": row[2]}
+        return {"position_seconds": row[0], "completed": bool(row[1]), "played": bool(row[1]),
+                "play_count": row[2], "last_played_at": row[3], "updated_at": row[4]}
 
-    def set_progress(self, owner: str, media_id: str, position: float, completed: bool = False) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO progress (owner, media_id, position_seconds, completed, updated_at) VALUES (?,?,?,?,?)"
-                " ON CONFLICT (owner, media_id) DO UPDATE SET position_seconds=excluded.position_seconds,"
-                " completed=excluded.completed, updated_at=excluded.updated_at",
-                (owner, media_id, position, int(completed), now_rfc3339()),
-            )
+    def set_progress(self, user_id: str, media_id: str, position: float, completed: bool = False) -> None:
+        self.set_progress_many([(user_id, media_id, position, completed)])
 
-    def set_progress_many(self, rows: list[tuple[str, str, float, bool]]) -> None:
-        """(owner, media_id, position, completed) rows in one transaction; unknown media skipped."""
+    def set_progress_many(self, rows: list[tuple[Any, ...]]) -> None:
+        """(user_id, media_id, position, played[, count_it]) rows in one transaction; unknown media or
+        users skipped. ``played`` never clears a stored played flag (a later short play keeps it);
+        ``count_it`` adds one play and stamps ``last_played_at``."""
         ts = now_rfc3339()
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for owner, media_id, position, completed in rows:
+                for row in rows:
+                    user_id, media_id, position, played = row[:4]
+                    count = int(bool(row[4])) if len(row) > 4 else int(bool(played))
                     db.execute(
-                        "INSERT INTO progress (owner, media_id, position_seconds, completed, updated_at)"
-                        " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM media WHERE id = ?)"
-                        " ON CONFLICT (owner, media_id) DO UPDATE SET position_seconds=excluded.position_seconds,"
-                        " completed=excluded.completed, updated_at=excluded.updated_at",
-                        (owner, media_id, position, int(completed), ts, media_id),
+                        "INSERT INTO watch_state (user_id, media_id, position_seconds, played, play_count,"
+                        " last_played_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?"
+                        " WHERE EXISTS (SELECT 1 FROM media WHERE id = ?) AND EXISTS (SELECT 1 FROM users WHERE id = ?)"
+                        " ON CONFLICT (user_id, media_id) DO UPDATE SET position_seconds=excluded.position_seconds,"
+                        " played=MAX(played, excluded.played), play_count=play_count + ?,"
+                        " last_played_at=COALESCE(excluded.last_played_at, last_played_at),"
+                        " updated_at=excluded.updated_at",
+                        (user_id, media_id, position, int(bool(played)), count, ts if count else None, ts,
+                         media_id, user_id, count),
                     )
                 db.execute("COMMIT")
             except BaseException:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .codecs import audio_codec_string, video_codec_string
 from .dovi import read_record
+from ..subtitles.tracks import embedded_flags
 
 CONTAINERS = {
     "mkv": "mkv", "webm": "webm", "mp4": "mp4", "m4v": "mp4", "m4a": "mp4", "mov": "mov", "ts": "ts", "m2ts": "ts",
@@ -130,6 +131,7 @@ def probe_file(path: Path) -> dict[str, Any]:
                     "default": _flag(s, 0x1),
                     "text": name in _TEXT_SUBS,
                 })
+                embedded_flags(subtitles[-1], int(getattr(s, "disposition", 0) or 0))
         container_name = CONTAINERS.get(path.suffix.lower().lstrip("."), path.suffix.lower().lstrip("."))
         if video is not None and video["codec"] in ("hevc", "av1", "h264"):
             dv = read_record(path, container_name)

@@ -8,11 +8,12 @@ callers, and its result is reused for ``cache_ttl``.
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from ..core.times import now_rfc3339
 
 CheckFn = Callable[[], Any]  # returns None/True (healthy) or raises / returns a str (the error)
 CATEGORIES = ("critical", "warm", "cold")
@@ -69,9 +70,7 @@ def overall(results: dict[str, Result]) -> str:
     return "healthy"
 
 
-def _rfc3339_now() -> str:
-    now = _dt.datetime.now(_dt.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+_rfc3339_now = now_rfc3339
 
 
 def _clean_error(text: str) -> str:

@@ -30,6 +30,14 @@ class Instruments:
         self.http_in_flight = Gauge("revenge_http_requests_in_flight", "Requests started and not finished.", ["route"], registry=r)
         self.http_bytes = Counter("revenge_http_response_bytes_total", "Body bytes actually written.", ["route"], registry=r)
         self.rate_limited = Counter("revenge_rate_limited_total", "429 answers.", ["policy"], registry=r)
+        # subtitles.md §6
+        self.subtitle_extractions = Counter("revenge_subtitle_extractions_total", "Subtitle tracks converted.",
+                                            ["result"], registry=r)
+        self.subtitle_extraction_duration = Histogram(
+            "revenge_subtitle_extraction_duration_seconds", "One extraction pass or one sidecar.", ["source"],
+            buckets=(0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600), registry=r)
+        self.subtitle_not_ready = Counter("revenge_subtitle_not_ready_total", "503 subtitle_not_ready answers.",
+                                          registry=r)
         self.health_check_status = Gauge(
             "revenge_health_check_status", "1 passing, 0 failing (latest cached result).", ["check", "category"], registry=r
         )
@@ -79,6 +87,19 @@ class Instruments:
         )
         self.transcode_speed = Gauge(
             "revenge_transcode_speed_ratio", "Encoding speed of running encoders, x realtime (mean).", registry=r
+        )
+        self.encoder_capacity = Gauge(
+            "revenge_encoder_capacity_pixels_per_second",
+            "Measured local encoding capacity (output pixels/s, tone-mapping weighted) the encoders bulkhead admits by.",
+            registry=r,
+        )
+        self.encoder_load = Gauge(
+            "revenge_encoder_load_pixels_per_second",
+            "Realtime cost of the running (not suspended) local video encoders.", registry=r,
+        )
+        self.encoder_preemptions = Counter(
+            "revenge_encoder_preemptions_total", "Encoders suspended to make room for a request a viewer waits on.",
+            ["victim"], registry=r,
         )
         self.transcode_duration = Histogram(
             "revenge_transcode_duration_seconds", "Time to produce one segment.", ["backend", "kind"],

@@ -202,6 +202,7 @@ def decide(
     transcoding: bool = True,
     tone_map_available: bool = True,
     dolby_vision_hls: bool = False,
+    burn_in: bool = False,
 ) -> Plan:
     """``dolby_vision_hls``: the ffmpeg in use can strip DV (``dovi_rpu``) and keep it in fMP4."""
     video = media.get("video")
@@ -240,7 +241,7 @@ def decide(
             max(1, file_kbps - audio_kbps) if file_kbps else _height_bitrate(video["height"]))
         copy_variant = _copy_variant(video, src_kbps, fps, dv_hls)
 
-    if (direct_play and media.get("container") in caps.direct_containers and v_fits and a_fits
+    if (direct_play and not burn_in and media.get("container") in caps.direct_containers and v_fits and a_fits
             and (dv is None or caps.supports_dolby_vision)
             and (selected is None or selected.get("default") or len(tracks) == 1)):
         try:  # the master playlist still offers what HLS would give this client
@@ -250,7 +251,7 @@ def decide(
             return plan("direct", hls.variants)
         except NotPlayable:
             return plan("direct", (copy_variant,) if copy_variant else ())
-    if v_fits and v_copyable and a_fits and a_copyable:
+    if v_fits and v_copyable and a_fits and a_copyable and not (burn_in and video):
         if copy_variant is None:
             return plan("remux", ())
         hdr = _range(video) != "SDR"
@@ -270,7 +271,7 @@ def decide(
     known_kbps = copy_variant.bitrate_kbps if copy_variant and (video.get("bitrate") or file_kbps) else None
     encoded = _H264Maker(video, known_kbps, fps, max(100, cap - audio_kbps) if cap else None, hdr)
     variants: list[VideoVariant] = []
-    if v_fits and v_copyable:
+    if v_fits and v_copyable and not burn_in:  # burned subtitles: every variant encoded (subtitles.md §5)
         variants.append(copy_variant)  # type: ignore[arg-type]
         top_h = video["height"]
     else:

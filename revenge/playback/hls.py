@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Sequence
 
 from .decision import AudioRendition, Plan, VideoVariant
 
@@ -75,7 +76,9 @@ def start_line(start_seconds: float) -> list[str]:
     return [f"#EXT-X-START:TIME-OFFSET={start_seconds:.3f},PRECISE=YES"] if start_seconds > 0 else []
 
 
-def master_playlist(plan: Plan, start_seconds: float = 0.0) -> bytes:
+def master_playlist(plan: Plan, start_seconds: float = 0.0, subtitle_lines: Sequence[str] = ()) -> bytes:
+    """``subtitle_lines``: the ``#EXT-X-MEDIA:TYPE=SUBTITLES`` lines (``subtitles.renditions``),
+    after the audio lines; each ``#EXT-X-STREAM-INF`` then ends with ``SUBTITLES="subs"``."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS", *start_line(start_seconds)]
     audio = plan.audio
     names = _names(audio)
@@ -87,6 +90,7 @@ def master_playlist(plan: Plan, start_seconds: float = 0.0) -> bytes:
         attrs.append(f"DEFAULT={'YES' if a.index == plan.selected_audio else 'NO'},AUTOSELECT=YES")
         attrs.append(f'CHANNELS="{a.channels}",URI="{a.name}/index.m3u8"')
         lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+    lines.extend(subtitle_lines)
     audio_codecs: list[str] = []
     for a in audio:
         if a.codec_string not in audio_codecs:
@@ -101,6 +105,8 @@ def master_playlist(plan: Plan, start_seconds: float = 0.0) -> bytes:
             attrs += [f"RESOLUTION={v.width}x{v.height}", f"FRAME-RATE={v.fps:.3f}", f"VIDEO-RANGE={v.video_range}"]
             if audio:
                 attrs.append('AUDIO="audio"')
+            if subtitle_lines:
+                attrs.append('SUBTITLES="subs"')
             lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
             lines.append(f"{v.name}/index.m3u8")
     elif audio:
@@ -124,3 +130,18 @@ def media_playlist(duration: float, d: float, n: int, start_seconds: float = 0.0
     lines.append("#EXT-X-ENDLIST")
     return ("\n".join(lines) + "\n").encode()
 
+
+def segments_playlist(durations: Sequence[float], start_seconds: float = 0.0) -> bytes:
+    """VOD playlist of segments of the given lengths (a copied video variant, whose segments start
+    at source keyframes: ``library.keyframes``); the format of ``media_playlist``, with
+    ``TARGETDURATION`` the longest segment as written, rounded up."""
+    lengths = [f"{x:.3f}" for x in durations]
+    target = max((math.ceil(float(x)) for x in lengths), default=1)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{max(1, target)}", "#EXT-X-MEDIA-SEQUENCE:0",
+             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS", *start_line(start_seconds),
+             '#EXT-X-MAP:URI="init.mp4"']
+    for i, length in enumerate(lengths):
+        lines.append(f"#EXTINF:{length},")
+        lines.append(f"seg-{i:05d}.m4s")
+    lines.append("#EXT-X-ENDLIST")
+    return ("\n".join(lines) + "\n").encode()

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
 import re
+import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..core.api_error import ApiError
+from ..library.keyframes import KeyframeError, Layout, remux_layout
 from .clients import ProfileError, apply_profile, detect, is_local
 from .decision import NotPlayable, Plan, decide
-from .hls import master_playlist, media_playlist, variant_bandwidth
+from .hls import master_playlist, media_playlist, segments_playlist, variant_bandwidth
 from .sessions import Session, SessionLimit, SessionRegistry
+from ..subtitles.renditions import FILE_RE as SUBS_FILE_RE, SUBS_RE, BodyProblem
+from ..subtitles.renditions import answer as sub_answer, check_body as sub_check, master_lines as sub_master_lines
+from ..subtitles.renditions import playlist as sub_playlist, renditions as sub_renditions
 from .transcode.local import Job
 from .transcode.manager import (EncoderManager, SegmentNotReady, TranscodeFailed, TranscoderBusy,
                                  TranscoderUnavailable)
@@ -38,8 +45,12 @@ class PlaybackService:
         self.rt = rt
         self.encoders = encoders
         pb = rt.config.playback
-        self.sessions = SessionRegistry(pb.max_sessions, pb.max_sessions_per_key)
+        self.sessions = SessionRegistry(pb.max_sessions, pb.sessions_per_user)
         rt.metrics.sessions_active.set_function(lambda: float(self.sessions.live_count()))
+        # segment layouts of copied variants by job identity (source size and mtime, d, ffmpeg):
+        # computed once in a thread from the keyframe index; None when it cannot be known
+        self._layouts: OrderedDict[str, asyncio.Future[Layout | None]] = OrderedDict()
+        self._index_threads = threading.BoundedSemaphore(2)
 
     # --- sessions ----------------------------------------------------------------------------
     def _ttl(self) -> float:
@@ -56,15 +67,37 @@ class PlaybackService:
                  "bandwidth": variant_bandwidth(v, plan.audio), "video": v.codec, "audio": audio}
                 for v in plan.variants]
 
-    def _jobs(self, media_id: str, media: dict[str, Any], source: str, plan: Plan) -> dict[str, Job]:
+    def _burn_spec(self, media_id: str, source: str, rows: tuple[int, int, list[dict[str, Any]]],
+                   track: dict[str, Any] | None) -> tuple[str, ...]:
+        """What an encoder burns in (``Job.burn``) for the burned track, or ()."""
+        if track is None or self.rt.subtitles is None:
+            return ()
+        if track.get("format") == "bitmap":
+            if not track.get("external"):
+                return ("embedded", str(track["stream_index"]), f"embedded:{track['stream_index']}")
+            side = os.path.join(os.path.dirname(source), str(track["sidecar"]))
+            return ("sidecar", side, f"{float(track.get('start_seconds') or 0):.3f}",
+                    f"sidecar:{track['sidecar']}:{track.get('size')}:{track.get('mtime_ns')}")
+        from ..subtitles.service import artifact_key
+
+        kind = "ass" if track.get("codec") in ("ass", "ssa") else "vtt"
+        key = artifact_key(kind, media_id, track, rows[0], rows[1])
+        return ("text", str(self.rt.subtitles.path(key, kind)), f"text:{key}")
+
+    def _jobs(self, media_id: str, media: dict[str, Any], source: str, plan: Plan,
+              burn: tuple[str, ...] = ()) -> dict[str, Job]:
         st = os.stat(source)
         ident = f"{media_id}|{st.st_size}|{st.st_mtime_ns}|d={plan.segment_seconds:g}|{self.rt.ffmpeg_identity}"
         preset = self.rt.config.transcoder.preset
         jobs: dict[str, Job] = {}
         for v in plan.variants:
             kind = "remux" if v.copy else "encode"
-            jobs[v.name] = Job(f"{ident}|{v!r}|{preset}", source, v, plan.segment_seconds, plan.segment_count, kind,
-                               preset, v.tone_map, media_id, dovi_bsf=self.rt.dolby_vision_hls)
+            burned = f"|burn={burn[-1]}" if burn and kind == "encode" else ""
+            jobs[v.name] = Job(f"{ident}|{v!r}|{preset}{burned}", source, v, plan.segment_seconds, plan.segment_count,
+                               kind, preset, v.tone_map, media_id, dovi_bsf=self.rt.dolby_vision_hls,
+                               burn=burn if kind == "encode" else ())
+            if kind == "remux":
+                self._remux_layout(jobs[v.name])  # starts the keyframe index now, off the request path
         for a in plan.audio:
             jobs[a.name] = Job(f"{ident}|{a!r}", source, a, plan.segment_seconds, plan.segment_count, "encode",
                                media_id=media_id)
@@ -76,7 +109,8 @@ class PlaybackService:
         if not isinstance(body, dict):
             raise ApiError(422, "invalid_body", "The body must be a JSON object.")
         problems = []
-        known = {"media_id", "client_profile", "start_position_seconds", "audio_track"}
+        known = {"media_id", "client_profile", "start_position_seconds", "audio_track", "subtitle_track",
+                 "burn_in_subtitles"}
         for k in body:
             if k not in known:
                 problems.append({"field": k, "message": "unknown field"})
@@ -103,12 +137,24 @@ class PlaybackService:
         if start >= media["duration_seconds"]:
             raise ApiError(422, "invalid_body", "The request body is not valid.",
                            problems=[{"field": "start_position_seconds", "message": "must be below the duration"}])
+        sub_rows = await self._subtitle_rows(media_id)
+        try:
+            sub_track = sub_check(sub_rows[2], body.get("subtitle_track"), body.get("burn_in_subtitles"),
+                                  text_filter=self.rt.subtitles_filter)
+        except BodyProblem as exc:
+            if exc.code == "not_playable":
+                raise ApiError(exc.status, exc.code, f"This media cannot be played here: {exc.message}.") from None
+            raise ApiError(exc.status, exc.code, "The request body is not valid.",
+                           problems=[{"field": exc.field, "message": exc.message}]) from None
+        burn = sub_track if body.get("burn_in_subtitles") else None
         pb = self.rt.config.playback
         local = is_local(client_ip, LOCAL_NETWORKS)
         try:
             plan = decide(media, caps, track, pb.segment_seconds, local=local,
                           tone_map_available=self.rt.tone_map_available,
-                          dolby_vision_hls=self.rt.dolby_vision_hls)
+                          dolby_vision_hls=self.rt.dolby_vision_hls, burn_in=burn is not None)
+            if burn is not None:
+                plan = dataclasses.replace(plan, reasons=(*plan.reasons, "subtitle_burn_in"))
         except NotPlayable as exc:
             raise ApiError(422, "not_playable", f"This media cannot be played here: {exc}.") from None
         except ValueError as exc:
@@ -117,8 +163,12 @@ class PlaybackService:
         source = await self.rt.media_source_path(media_id)
         if source is None:
             raise ApiError(404, "media_file_missing", "The media file is no longer available.")
-        jobs = self._jobs(media_id, media, source, plan)
-        master = master_playlist(plan, float(start))
+        jobs = self._jobs(media_id, media, source, plan, self._burn_spec(media_id, source, sub_rows, burn))
+        sel_audio = next((a for a in media.get("audio", []) if a["index"] == plan.selected_audio), None)
+        subs = sub_renditions(media_id, sub_rows[0], sub_rows[1], sub_rows[2], body.get("subtitle_track"),
+                              burn["index"] if burn else None, sel_audio.get("language") if sel_audio else None,
+                              media.get("video") is not None)
+        master = master_playlist(plan, float(start), sub_master_lines(subs))
         assert self.rt.tokens is not None
         ttl = self._ttl()
 
@@ -127,13 +177,15 @@ class PlaybackService:
             s = Session(sid, owner, media_id, plan, master, token, jobs, time.time(), time.monotonic() + ttl, ttl,
                         position=float(start), start_position=float(start))
             s.variant_bandwidths = [(v["name"], v["bandwidth"]) for v in self._variants_view(plan)]
+            s.client = (user_agent, client_ip)
+            s.subtitles = subs
             return s
 
         try:
             session = self.sessions.create(owner, build)
         except SessionLimit as exc:
             self.rt.metrics.sessions_rejected.labels(exc.scope).inc()
-            code = "session_limit_per_key" if exc.scope == "key" else "session_limit"
+            code = "session_limit_per_user" if exc.scope == "user" else "session_limit"
             raise ApiError(429, code, "Too many playback sessions; try again later.",
                            [(b"retry-after", str(exc.retry_after).encode())]) from None
         for job in jobs.values():
@@ -148,11 +200,29 @@ class PlaybackService:
             "variants": self._variants_view(plan),
             "duration_seconds": media["duration_seconds"],
             "expires_at": session.view([])["expires_at"],
+            "subtitles": sub_answer(subs, session.token),
         }
+        if subs and self.rt.subtitles is not None:  # raise the extraction job; the start never waits
+            asyncio.get_running_loop().create_task(self._raise_extraction(media_id, subs))
         if plan.mode == "direct":
             tok = self.rt.tokens.sign("direct", media_id, pb.stream_token_ttl)
             out["direct_stream_url"] = f"/api/v1/media/{media_id}/stream?token={tok}"
         return out
+
+    async def _subtitle_rows(self, media_id: str) -> tuple[int, int, list[dict[str, Any]]]:
+        if self.rt.subtitles is None or not self.rt.config.subtitles.enabled:
+            return 0, 0, []
+        return await self.rt.subtitles.media_tracks(media_id) or (0, 0, [])
+
+    async def _raise_extraction(self, media_id: str, subs: list[dict[str, Any]]) -> None:
+        assert self.rt.subtitles is not None
+        if not self.rt.subtitles.should_raise(media_id):
+            return  # raised moments ago: the job is queued or running
+        await asyncio.sleep(0.2)  # after the answer is out: the start never shares the loop with it
+        ready = await asyncio.to_thread(lambda: all(self.rt.subtitles.read(r["vtt_key"], "vtt") is not None  # type: ignore[union-attr]
+                                                    for r in subs))
+        if not ready:
+            await self.rt.subtitles.enqueue(media_id, 50)
 
     def _prewarm(self, session: Session, n: int) -> None:
         plan = session.plan
@@ -182,8 +252,8 @@ class PlaybackService:
         if not _finite(pos) or not 0 <= pos <= s.plan.duration + 5:
             problems.append({"field": "position_seconds", "message": "must be a number within the media duration"})
         state = body.get("state")
-        if state not in ("playing", "paused", "buffering"):
-            problems.append({"field": "state", "message": "must be playing, paused or buffering"})
+        if state not in ("playing", "paused", "buffering", "stopped"):
+            problems.append({"field": "state", "message": "must be playing, paused, buffering or stopped"})
         bms = body.get("buffering_ms")
         if bms is not None and (isinstance(bms, bool) or not isinstance(bms, int) or bms < 0):
             problems.append({"field": "buffering_ms", "message": "must be an integer >= 0"})
@@ -196,11 +266,14 @@ class PlaybackService:
             s.buffering_reports = s.buffering_reports[-10:]
         s.touch()
         await self._save_position(s)
-        return {"expires_at": s.view([])["expires_at"]}
+        expires = s.view([])["expires_at"]
+        if state == "stopped":  # stores the position and ends the session in one request (a closing page)
+            await self.end(s, "stopped")
+        return {"expires_at": expires}
 
     async def _save_position(self, s: Session) -> None:
         """Queues the resume point; the progress_writer worker batches it into SQLite."""
-        self.rt.progress.queue(s.owner, s.media_id, s.position, s.plan.duration)
+        self.rt.progress.queue(s.owner, s.media_id, s.position, s.plan.duration, s.id)
 
     async def end(self, s: Session, reason: str) -> None:
         if not self.sessions.take(s):
@@ -242,6 +315,8 @@ class PlaybackService:
         if len(parts) != 2 or not VARIANT_RE.match(parts[0]):
             raise ApiError(404, "not_found", "No such resource.")
         variant, name = parts
+        if variant.startswith("subs_"):
+            return self._parse_subs(s, variant, name)
         job = s.jobs.get(variant)
         if job is None:
             raise ApiError(404, "not_found", "No such resource.")
@@ -250,14 +325,103 @@ class PlaybackService:
         if name == "init.mp4":
             return "init", "init", job
         m = SEGMENT_RE.match(name)
-        if m is None or int(m.group(1)) >= s.plan.segment_count:
+        if m is None or int(m.group(1)) >= self._segment_count(s, job):
             raise ApiError(404, "not_found", "No such resource.")
         return "segment", str(int(m.group(1))), job
+
+    def _parse_subs(self, s: Session, variant: str, name: str) -> tuple[str, str | None, Job | None]:
+        """``subs_<n>/index.m3u8|seg-NNNNN.vtt|full.vtt|full.ass`` of a rendition of this session."""
+        m = SUBS_RE.match(variant)
+        if m is None or not SUBS_FILE_RE.match(name):
+            raise ApiError(404, "not_found", "No such resource.")
+        r = next((x for x in s.subtitles if x["index"] == int(m.group(1))), None)
+        if r is None or (name == "full.ass" and r["ass_key"] is None):
+            raise ApiError(404, "not_found", "No such resource.")
+        if name.startswith("seg-") and int(name[4:9]) >= s.plan.segment_count:
+            raise ApiError(404, "not_found", "No such resource.")
+        return "subs", f"{r['index']}/{name}", None
+
+    def subtitle_playlist(self, s: Session) -> bytes:
+        return sub_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count)
+
+    async def subtitle_file(self, s: Session, part: str) -> tuple[bytes, float]:
+        """(bytes, stored time) of a rendition's file; 503 ``subtitle_not_ready`` while pending."""
+        from ..subtitles.service import NotReady, TrackGone
+
+        index, name = part.split("/", 1)
+        r = next(x for x in s.subtitles if x["index"] == int(index))
+        assert self.rt.subtitles is not None
+        try:
+            return await self.rt.subtitles.file(s.media_id, r, name, s.plan.segment_seconds, s.plan.segment_count)
+        except TrackGone:
+            raise ApiError(404, "not_found", "No such resource.") from None
+        except NotReady as exc:
+            raise ApiError(503, "subtitle_not_ready", "The subtitle track is not ready yet.",
+                           [(b"retry-after", str(exc.retry_after).encode())]) from None  # errors are no-store
+
+    def _remux_layout(self, job: Job) -> asyncio.Future[Layout | None]:
+        """The segments the remuxer of ``job`` will write, from the source's keyframes (built once
+        per source identity and ``d`` in a worker thread; None when they cannot be known)."""
+        fut = self._layouts.get(job.identity)
+        if fut is not None:
+            self._layouts.move_to_end(job.identity)
+            return fut
+
+        def build() -> Layout | None:
+            try:
+                layout = remux_layout(job.source, job.segment_seconds)
+            except KeyframeError as exc:
+                log.warning("no keyframe index for media %s (%s): its remux serves the muxer's playlist",
+                            job.media_id, exc)
+                return None
+            except Exception:
+                log.exception("keyframe index of media %s failed", job.media_id)
+                return None
+            log.info("keyframe index of media %s: %d segments by %s in %.0f ms", job.media_id, layout.count,
+                     layout.method, layout.seconds * 1000)
+            return layout
+
+        # a daemon thread of its own (at most two at once): a long scan neither holds a thread of
+        # the default pool, which the request path uses, nor delays shutdown
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def run() -> None:
+            with self._index_threads:
+                result = build()
+            try:
+                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+            except RuntimeError:
+                pass  # the loop is gone (shutdown)
+
+        threading.Thread(target=run, name="keyframe-index", daemon=True).start()
+        self._layouts[job.identity] = fut
+        while len(self._layouts) > 256:
+            self._layouts.popitem(last=False)
+        return fut
+
+    def _segment_count(self, s: Session, job: Job) -> int:
+        """How many segments the variant's playlist lists: a copy's keyframe cuts once known."""
+        if job.kind == "remux":
+            fut = self._layouts.get(job.identity)
+            layout = fut.result() if fut is not None and fut.done() and not fut.cancelled() else None
+            if layout is not None:
+                return layout.count
+        return s.plan.segment_count
 
     async def playlist(self, s: Session, job: Job) -> bytes:
         if job.kind == "encode":
             return media_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count, s.start_position)
-        # a copied variant: the muxer's own playlist, every URI line checked against the grammar
+        # a copied variant: VOD from the keyframe index, complete on the first fetch; the remuxer
+        # starts when a segment is asked for (or at the session's prewarm), not for the playlist
+        fut = self._remux_layout(job)
+        try:
+            layout = await asyncio.wait_for(asyncio.shield(fut), self.rt.config.playback.segment_wait_timeout)
+        except asyncio.TimeoutError:
+            layout = None  # a slow index (a scan of a huge file): this once, the muxer's own playlist
+        if layout is not None:
+            return segments_playlist(layout.durations, s.start_position)
+        # no index: the muxer's own playlist, every URI line checked against the grammar
         deadline = time.monotonic() + self.rt.config.playback.segment_wait_timeout
         while True:
             text = await self.encoders.remux_playlist(job, s.id)

@@ -6,13 +6,13 @@ between the limit check and the insert) and a heartbeat costs no I/O and no task
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.times import rfc3339
 from .bandwidth import BandwidthEstimator
 from .decision import Plan
 from .transcode.local import Job
@@ -23,11 +23,6 @@ class SessionLimit(Exception):
         super().__init__(scope)
         self.scope = scope
         self.retry_after = retry_after
-
-
-def rfc3339(ts: float) -> str:
-    t = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 @dataclass(slots=True)
@@ -50,6 +45,8 @@ class Session:
     last_segment: dict[str, int] = field(default_factory=dict)
     buffering_reports: list[float] = field(default_factory=list)
     variant_bandwidths: list[tuple[str, int]] = field(default_factory=list)
+    client: tuple[str | None, str | None] = (None, None)  # (User-Agent, address) for the admin list
+    subtitles: list[dict[str, Any]] = field(default_factory=list)  # renditions (subtitles.md §3)
 
     def live(self, now: float | None = None) -> bool:
         return not self.ended and (time.monotonic() if now is None else now) < self.expires_at
@@ -106,7 +103,7 @@ class SessionRegistry:
         live = [s for s in self._sessions.values() if s.live(now)]
         mine = [s for s in live if s.owner == owner]
         if len(mine) >= self.max_per_key:
-            raise SessionLimit("key", self._retry_after(mine))
+            raise SessionLimit("user", self._retry_after(mine))  # owners are users (users.md rule 23)
         if len(live) >= self.max_sessions:
             raise SessionLimit("global", self._retry_after(live))
         session = build(str(uuid.uuid4()))

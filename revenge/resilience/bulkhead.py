@@ -62,6 +62,19 @@ class Bulkhead:
             except ValueError:
                 pass
 
+    def try_acquire(self) -> bool:
+        """A slot now or nothing (work nobody waits on, e.g. an encoder prewarm): never waits, never
+        barges past waiters and is not counted as a rejection."""
+        if self.active < self.max_concurrent and not self.queued:
+            self.active += 1
+            return True
+        return False
+
+    def reject(self) -> None:
+        """Counts and raises a timeout decided by the caller's own admission rule (the encoder
+        manager's measured capacity), exactly as a queue timeout here would be."""
+        self._reject(BulkheadTimeoutError)
+
     def release(self) -> None:
         if self.active <= self.max_concurrent:
             while self._waiters:

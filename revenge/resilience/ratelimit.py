@@ -9,7 +9,7 @@ from ..core.config.schema import RateLimitConfig
 
 
 class RateLimiter:
-    POLICIES = ("api", "session_start", "auth_failure")
+    POLICIES = ("api", "session_start", "auth_failure", "images")
 
     def __init__(self, cfg: RateLimitConfig, metrics: Any | None = None) -> None:
         self.cfg = cfg

@@ -11,14 +11,15 @@ import datetime as _dt
 import uuid
 from typing import Any, Iterable
 
-from .errors import StoreUnavailable, translate
+from ..core.times import rfc3339
+from ..library.naming import normalise
+from . import postgres_library
+from .errors import translate
+from ..subtitles.tracks import public as public_subtitles
 
 
-def rfc3339(t: _dt.datetime | None) -> str | None:
-    if t is None:
-        return None
-    t = t.astimezone(_dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+def _time(t: _dt.datetime | None) -> str | None:
+    return None if t is None else rfc3339(t)
 
 
 def _item(row: Any) -> dict[str, Any]:
@@ -33,9 +34,10 @@ def _item(row: Any) -> dict[str, Any]:
         "bit_rate": row["bit_rate"],
         "video": probe.get("video"),
         "audio": probe.get("audio", []),
-        "subtitles": probe.get("subtitles", []),
-        "added_at": rfc3339(row["added_at"]),
-        "updated_at": rfc3339(row["updated_at"]),
+        "subtitles": public_subtitles(probe.get("subtitles", [])),
+        "added_at": _time(row["added_at"]),
+        "updated_at": _time(row["updated_at"]),
+        **postgres_library.view(row),
     }
 
 
@@ -44,6 +46,23 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+async def _progress_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    for row in rows:
+        user_id, media_id, position, played = row[:4]
+        count = int(bool(row[4])) if len(row) > 4 else int(bool(played))
+        user, media = _uuid(user_id), _uuid(media_id)
+        if user is None or media is None:
+            continue
+        await conn.execute(
+            "INSERT INTO watch_state AS w (user_id, media_id, position_seconds, played, play_count, last_played_at,"
+            " updated_at) SELECT $1, $2, $3, $4, $5, CASE WHEN $5 > 0 THEN now() END, now()"
+            " WHERE EXISTS (SELECT 1 FROM media WHERE id = $2) AND EXISTS (SELECT 1 FROM users WHERE id = $1)"
+            " ON CONFLICT (user_id, media_id) DO UPDATE SET position_seconds = EXCLUDED.position_seconds,"
+            " played = w.played OR EXCLUDED.played, play_count = w.play_count + $5,"
+            " last_played_at = coalesce(EXCLUDED.last_played_at, w.last_played_at), updated_at = EXCLUDED.updated_at",
+            user, media, float(position), bool(played), count)
 
 
 class PostgresCatalog:
@@ -56,24 +75,26 @@ class PostgresCatalog:
         async with translate():
             return int(await self._pool.fetchval("SELECT count(*) FROM media"))
 
-    async def list_media(self, limit: int, offset: int, q: str | None) -> tuple[list[dict[str, Any]], int]:
-        pattern = None
-        if q:
-            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where = "WHERE title ILIKE $1 OR rel_path ILIKE $1" if pattern else "WHERE $1::text IS NULL"
+    async def list_media(self, limit: int, offset: int, q: str | None, **filters: Any
+                         ) -> tuple[list[dict[str, Any]], int]:
+        """As ``Catalog.list_media``: word-prefix ``q`` and the library filters (postgres_library)."""
         async with translate():
-            total = await self._pool.fetchval(f"SELECT count(*) FROM media {where}", pattern)
-            rows = await self._pool.fetch(f"SELECT * FROM media {where} ORDER BY lower(title), id LIMIT $2 OFFSET $3",
-                                          pattern, limit, offset)
-        return [_item(r) for r in rows], int(total)
+            rows, total = await postgres_library.list_media(self._pool, limit, offset, q, **filters)
+            items = [_item(r) for r in rows]
+            await postgres_library.attach_parts(self._pool, rows, items)
+        return items, total
 
     async def get_media(self, media_id: str) -> dict[str, Any] | None:
         key = _uuid(media_id)
         if key is None:
             return None
         async with translate():
-            row = await self._pool.fetchrow("SELECT * FROM media WHERE id = $1", key)
-        return _item(row) if row else None
+            row = await self._pool.fetchrow(f"{postgres_library.MEDIA_SELECT} WHERE media.id = $1", key)
+            if row is None:
+                return None
+            item = _item(row)
+            await postgres_library.attach_parts(self._pool, [row], [item])
+        return item
 
     async def get_file(self, media_id: str) -> tuple[str, str] | None:
         key = _uuid(media_id)
@@ -104,7 +125,12 @@ class PostgresCatalog:
         ids: list[str] = []
         async with translate(), self._pool.acquire() as conn, conn.transaction():
             now = await conn.fetchval("SELECT now()")
-            for media_id, root, rel, size, mtime_ns, probe in upserts:
+            memo: dict[str, Any] = {}
+            for up in upserts:
+                media_id, root, rel, size, mtime_ns, probe = up[:6]
+                info = up[6] if len(up) > 6 else {"title": probe["title"], "sort_title": probe["title"],
+                                                  "title_norm": normalise(probe["title"]),
+                                                  "search_title": normalise(probe["title"]), "kind": "video"}
                 video = probe.get("video") or {}
                 values = (size, mtime_ns, probe["title"], probe["container"], probe["duration_seconds"],
                           probe.get("bit_rate"), video.get("codec"), video.get("width"), video.get("height"),
@@ -120,9 +146,9 @@ class PostgresCatalog:
                     await conn.execute(
                         "UPDATE media SET size=$1, mtime_ns=$2, title=$3, container=$4, duration_seconds=$5,"
                         " bit_rate=$6, video_codec=$7, width=$8, height=$9, dynamic_range=$10, probe=$11,"
-                        " updated_at=$12 WHERE id=$13", *values, key)
+                        " updated_at=$12, root=$14, rel_path=$15 WHERE id=$13", *values, key, root, rel)
                     await conn.execute("DELETE FROM media_streams WHERE media_id = $1", key)
-                rows = [(key, kind, s["index"], s["stream_index"], s.get("codec"), s.get("channels"), s.get("language"),
+                rows = [(key, kind, s["index"], s.get("stream_index", -1), s.get("codec"), s.get("channels"), s.get("language"),
                          s.get("title"), bool(s.get("default")), bool(s.get("forced")), bool(s.get("text")))
                         for kind, streams in (("audio", probe.get("audio", [])),
                                               ("subtitle", probe.get("subtitles", [])))
@@ -131,6 +157,7 @@ class PostgresCatalog:
                     await conn.executemany(
                         "INSERT INTO media_streams (media_id, kind, idx, stream_index, codec, channels, language,"
                         " title, is_default, is_forced, is_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", rows)
+                await postgres_library.write_info(conn, key, info, now, memo)
                 await conn.execute("DELETE FROM scan_failures WHERE root = $1 AND rel_path = $2", root, rel)
                 ids.append(str(key))
             for root, rel, size, mtime_ns, message in failures:
@@ -166,4 +193,22 @@ class PostgresCatalog:
                 status["errors"])
 
 
-__all__ = ["PostgresCatalog", "StoreUnavailable"]
+    # --- watch state (per user; users.md §5) -------------------------------------------------
+    async def get_progress(self, user_id: str, media_id: str) -> dict[str, Any] | None:
+        user, media = _uuid(user_id), _uuid(media_id)
+        if user is None or media is None:
+            return None
+        async with translate():
+            row = await self._pool.fetchrow("SELECT position_seconds, played, play_count, last_played_at, updated_at "
+                                            "FROM watch_state WHERE user_id = $1 AND media_id = $2", user, media)
+        if row is None:
+            return None
+        return {"position_seconds": row["position_seconds"], "completed": row["played"], "played": row["played"],
+                "play_count": row["play_count"], "last_played_at": _time(row["last_played_at"]),
+                "updated_at": _time(row["updated_at"])}
+
+    async def set_progress_many(self, rows: list[tuple[Any, ...]]) -> None:
+        """(user_id, media_id, position, played[, count_it]) rows in one transaction; unknown media
+        or users skipped; ``played`` never clears a stored played flag."""
+        async with translate(), self._pool.acquire() as conn, conn.transaction():
+            await _progress_rows(conn, rows)

@@ -12,8 +12,13 @@ from ..core.config import Config
 from ..runtime import Runtime
 from .handlers.admin import AdminHandlers
 from .handlers.media import MediaHandlers
+from .handlers.library import LibraryHandlers
+from .handlers.jobs import JobHandlers
+from .handlers.trickplay import TrickplayHandlers
 from .handlers.playback import PREFIX, PlaybackHandlers
 from .handlers.system import SystemHandlers
+from .handlers.users import UserHandlers
+from .pages.handlers import PageHandlers
 from .middleware.edge import EdgeMiddleware
 from .responses import send_error
 from .router import Match, Router
@@ -43,6 +48,13 @@ class RevengeApp:
         r.add("GET", "/api/v1/media/{id}", media.get)
         r.add("GET", "/api/v1/media/{id}/stream", media.stream)
         r.add("GET", "/api/v1/media/{id}/progress", media.progress)
+        lib = LibraryHandlers(self.runtime)
+        r.add("POST", "/api/v1/media/{id}/refresh", lib.refresh)
+        r.add("GET", "/api/v1/shows", lib.shows)
+        r.add("GET", "/api/v1/shows/{id}", lib.show)
+        r.add("GET", "/api/v1/shows/{id}/episodes", lib.episodes)
+        r.add("GET", "/api/v1/search", lib.search)
+        r.add("GET", "/api/v1/images/{image_id}", lib.image)
         r.add("POST", "/api/v1/library/scan", media.scan_start)
         r.add("GET", "/api/v1/library/scan", media.scan_status)
         r.add("GET", "/internal/v1/media/{id}/source", media.internal_source)
@@ -55,7 +67,36 @@ class RevengeApp:
         r.add("POST", "/api/v1/playback/sessions/{sid}/progress", pb.progress)
         admin = AdminHandlers(self.runtime)
         r.add("POST", "/api/v1/admin/config/reload", admin.reload)
+        users = UserHandlers(self.runtime)
+        r.add("POST", "/api/v1/auth/login", users.login)
+        r.add("POST", "/api/v1/auth/logout", users.logout)
+        r.add("GET", "/api/v1/me", users.me)
+        r.add("POST", "/api/v1/me/password", users.password)
+        r.add("GET", "/api/v1/me/api-keys", users.keys_list)
+        r.add("POST", "/api/v1/me/api-keys", users.keys_create)
+        r.add("DELETE", "/api/v1/me/api-keys/{id}", users.keys_delete)
+        r.add("GET", "/api/v1/me/continue-watching", users.continue_watching)
+        r.add("GET", "/api/v1/me/next-up", users.next_up)
+        r.add(["POST", "DELETE"], "/api/v1/media/{id}/played", users.played)
+        r.add("GET", "/api/v1/users", users.users_list)
+        r.add("POST", "/api/v1/users", users.users_create)
+        r.add("PATCH", "/api/v1/users/{id}", users.users_update)
+        r.add("DELETE", "/api/v1/users/{id}", users.users_delete)
+        r.add("GET", "/api/v1/admin/sessions", users.sessions_list)
+        r.add("DELETE", "/api/v1/admin/sessions/{sid}", users.sessions_end)
+        tp = TrickplayHandlers(self.runtime)
+        r.add("GET", "/api/v1/media/{id}/trickplay.vtt", tp.track)
+        r.add("GET", "/api/v1/media/{id}/trickplay/{version}/{name}", tp.sprite)
+        jobs = JobHandlers(self.runtime)
+        r.add("GET", "/api/v1/admin/jobs", jobs.list)
+        r.add("DELETE", "/api/v1/admin/jobs/{id}", jobs.cancel)
+        r.add("POST", "/api/v1/admin/jobs/{id}/retry", jobs.retry)
         r.add_prefix(["*"], PREFIX, "/api/v1/playback/stream/{token}/{variant}/{file}", pb.stream)
+        if self.config.web.enabled:  # the browser client (web-client.md); off: its paths keep the JSON 404
+            pages = PageHandlers(self.runtime)
+            for method, template, handler in pages.routes():
+                r.add(method, template, handler)
+            r.add_prefix(["GET", "HEAD", "*"], "/static/", "/static/{hash}/{path}", pages.serve_static)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -1,8 +1,9 @@
-"""API-key authentication: ``Authorization: Bearer <key>`` or ``X-Api-Key: <key>``.
+"""The keys of ``auth.api_keys``: ``Authorization: Bearer <key>`` or ``X-Api-Key: <key>``.
 
 Keys are compared in constant time against every configured key (no early exit that would leak
-which prefix matched). The principal is a short fingerprint of the key, never the key itself, so
-it can be stored (resume points) and logged.
+which prefix matched). Such a key acts as the built-in admin (users.md rule 4); its short
+fingerprint, never the key itself, is its rate-limit bucket. Users' own keys and sign-in cookies
+are resolved by ``revenge.users.signin``.
 """
 from __future__ import annotations
 

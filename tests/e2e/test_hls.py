@@ -253,13 +253,27 @@ def test_bad_bodies(srv, ids):
         assert r.status_code == 404 and r.json()["error"]["code"] == "media_not_found"
 
 
+def _user_key(srv, username: str) -> str:
+    """A second user (made by the admin) and an API key of theirs (made through a signed-in cookie)."""
+    with srv.api() as c:
+        assert c.post("/api/v1/users", json={"username": username, "password": "hls viewer pw"}).status_code == 201
+    with httpx.Client(base_url=srv.base_url) as c:
+        csrf = c.post("/api/v1/auth/login", json={"username": username, "password": "hls viewer pw"}).json()["csrf_token"]
+        return c.post("/api/v1/me/api-keys", json={"name": "hls"}, headers={"X-CSRF-Token": csrf}).json()["key"]
+
+
 def test_session_lifecycle_limits_and_ownership(srv, ids):
-    a_key, b_key = "key-a-0123456789", "key-b-0123456789"
+    # both config keys act as the built-in admin: the limit (the old per-key knob, now per user) spans them
+    a_key, admin_b_key = "key-a-0123456789", "key-b-0123456789"
+    b_key = _user_key(srv, "hls-viewer")
     created = [create(srv, ids[HEVC], ua=PLAIN, key=a_key) for _ in range(4)]
     assert all(r.status_code == 201 for r in created)
-    over = create(srv, ids[HEVC], ua=PLAIN, key=a_key)
-    assert over.status_code == 429 and over.json()["error"]["code"] == "session_limit_per_key"
-    assert int(over.headers["retry-after"]) >= 1
+    for key in (a_key, admin_b_key):
+        over = create(srv, ids[HEVC], ua=PLAIN, key=key)
+        assert over.status_code == 429 and over.json()["error"]["code"] == "session_limit_per_user"
+        assert int(over.headers["retry-after"]) >= 1
+    assert srv.metric(r'revenge_playback_sessions_rejected_total\{scope="user"\}') >= 2
+    assert "playback.max_sessions_per_key is the old name of playback.max_sessions_per_user" in srv.log()
     other = create(srv, ids[HEVC], ua=PLAIN, key=b_key)
     assert other.status_code == 201
     assert srv.metric(r"revenge_playback_sessions_active ") == 5

@@ -192,3 +192,23 @@ def test_hlsjs_starts_at_the_resume_point_without_seeking(node_modules, srv):  #
     assert verdict.get("ok"), verdict
     assert verdict["startedAt"] is not None and verdict["startedAt"] >= 6.5, verdict
     end(srv, body)
+
+
+# --- 7. starting in the middle --------------------------------------------------------------------
+
+def test_a_current_ffmpeg_starts_in_the_middle_of_the_fmp4_hls(srv):
+    """Debian's FFmpeg 5.1 cannot start inside any fMP4 HLS ("Invalid NAL unit size", its demuxer's
+    bug: an ffmpeg-made fMP4 HLS fails the same way); the current FFmpeg that imageio-ffmpeg ships
+    starts mid-stream and decodes cleanly — so segments stay fMP4 (issue 11, defect 7)."""
+    try:
+        import imageio_ffmpeg
+
+        current = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # no bundled binary for this platform
+        pytest.skip("imageio-ffmpeg has no ffmpeg binary here")
+    body = create(srv, HEVC, "revenge-tests/1.0")
+    url = srv.base_url + body["master_playlist_url"]
+    res = subprocess.run([current, "-hide_banner", "-loglevel", "error", "-ss", "7", "-i", url, "-t", "2", "-f", "null",
+                          "-"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+    end(srv, body)

@@ -50,8 +50,9 @@ def remote_env(port: int, **settings: str) -> dict[str, str]:
 
 
 def fresh_segment(s, mid: str, kbps: int) -> tuple[httpx.Response, float]:  # type: ignore[no-untyped-def]
-    """Segment 0 of a variant nobody has encoded yet (a new bitrate cap): it needs a new remote job.
-    Returns the answer and how long it took."""
+    """Segment 0 of a variant nobody has encoded yet (a new bitrate cap below the source's rate, so
+    the cap sets the variant's bit rate): it needs a new remote job. Returns the answer and how long
+    it took."""
     base = s.stream_base(mid, client_profile={"max_bitrate_kbps": kbps})
     with httpx.Client(timeout=60) as c:
         t = time.monotonic()
@@ -92,11 +93,11 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
         os.killpg(tx.pid, signal.SIGKILL)  # the whole service: granian's main process and its worker
         tx.wait(10)
 
-        first, _ = fresh_segment(s, mid, 900)  # two attempts (retry), two failures: the breaker opens
+        first, _ = fresh_segment(s, mid, 400)  # two attempts (retry), two failures: the breaker opens
         assert first.status_code in (502, 503), first.text
         assert s.metric(r'revenge_retries_total\{operation="transcoder_remote"\}') >= 1
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
-        fast, took = fresh_segment(s, mid, 901)
+        fast, took = fresh_segment(s, mid, 401)
         assert took < 1.0
         assert fast.status_code == 503 and fast.json()["error"]["code"] == "transcoder_unavailable"
         assert fast.headers["retry-after"].isdigit()
@@ -111,7 +112,7 @@ def test_breaker_opens_fails_fast_and_recovers(tmp_path, demo_media):
 
         tx = start_transcoder(tport, tmp_path)
         time.sleep(2.2)  # open_timeout
-        ok, _ = fresh_segment(s, mid, 902)  # the probe succeeds and closes the breaker
+        ok, _ = fresh_segment(s, mid, 402)  # the probe succeeds and closes the breaker
         assert ok.status_code == 200
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
         assert s.metric(r'revenge_circuit_breaker_transitions_total\{name="transcoder_remote",to="closed"\}') == 1
@@ -241,21 +242,21 @@ def test_a_slow_transcoder_trips_the_breaker_and_recovers(tmp_path, demo_media):
     s = start_server(tmp_path, demo_media, env=env)
     try:
         mid = s.media_id(HEVC)
-        ok, _ = fresh_segment(s, mid, 700)
+        ok, _ = fresh_segment(s, mid, 300)
         assert ok.status_code == 200 and len(ok.content) > 1000
 
         link.delay = 4.0  # every answer now takes longer than the 1 s request timeout
-        slow, took = fresh_segment(s, mid, 710)
+        slow, took = fresh_segment(s, mid, 310)
         assert slow.status_code in (502, 503), slow.text
         assert took < 4.0, took  # bounded by the timeouts, not by the transcoder
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 1
-        fast, took = fresh_segment(s, mid, 720)
+        fast, took = fresh_segment(s, mid, 320)
         assert fast.status_code == 503 and took < 1.0, (fast.status_code, took)
         assert fast.json()["error"]["code"] == "transcoder_unavailable" and fast.headers["retry-after"].isdigit()
 
         link.delay = 0.0
         time.sleep(2.2)  # open_timeout
-        back, _ = fresh_segment(s, mid, 730)
+        back, _ = fresh_segment(s, mid, 330)
         assert back.status_code == 200, back.text
         assert s.metric(r'revenge_circuit_breaker_state\{name="transcoder_remote"\}') == 0
     finally:

@@ -63,8 +63,9 @@ def test_batches_listing_and_values(store_factory):
         assert len(item["audio"]) == 2 and item["video"]["codec"] == "h264"
         assert RFC3339.match(item["added_at"]) and RFC3339.match(item["updated_at"])
         assert (await store.list_media(50, 0, "ALPH"))[1] == 1
-        assert [i["title"] for i in (await store.list_media(50, 0, "%_"))[0]] == ["Percent"]  # wildcards escaped
-        assert (await store.list_media(50, 0, "_"))[1] == 1
+        # q is word-prefix search (metadata.md §4.4): wildcards and operators are plain text
+        assert (await store.list_media(50, 0, "%_"))[1] == 0
+        assert [i["title"] for i in (await store.list_media(50, 0, "perc"))[0]] == ["Percent"]
         page, total = await store.list_media(1, 1, None)
         assert total == 3 and [i["title"] for i in page] == ["beta"]
         assert await store.get_file(ids[0]) == ("/r", "b.mkv")
@@ -97,4 +98,60 @@ def test_updates_keep_ids_failures_and_removals(store_factory):
         await store.record_scan({"scan_id": str(uuid.uuid4()), "state": "idle", "started_at": "2026-12-01T00:00:00.000Z",
                                  "finished_at": "2026-12-01T00:00:01.000Z", "files_seen": 1, "files_added": 1,
                                  "files_updated": 0, "files_removed": 0, "errors": []})
+    run(store_factory, body)
+
+
+def info(kind: str, title: str, overview: str | None = None, year: int | None = None, show: str | None = None,
+         **more) -> dict:
+    from revenge.library.library_store import search_text
+    from revenge.library.naming import normalise, sort_title
+
+    out = {"kind": kind, "title": title, "sort_title": sort_title(title), "year": year, "overview": overview,
+           "title_norm": normalise(title), "search_title": search_text(title),
+           "search_overview": normalise(overview or ""), **more}
+    if show:
+        out["show"] = {"key": f"/r\x1f{show}", "root": "/r", "title": show, "sort_title": sort_title(show),
+                       "year": None}
+    return out
+
+
+def test_search_and_library_fields_agree(store_factory):
+    """Both backends: case/accent-insensitive word prefixes, title matches above overview ones,
+    operators as plain text, kind/show/season filters, sorts, stacks listed once."""
+    async def body(store):
+        rows = [
+            ("amelie.mkv", info("movie", "Amélie", "A shy waitress in Paris.", 2001)),
+            ("paris.mkv", info("movie", "Midnight", "Amélie-like comedy in Paris.", 2011)),
+            ("the_ring.mkv", info("movie", "The Ring", None, 2002)),
+            ("lost1.mkv", info("episode", "Pilot", None, None, "Lost", season=1, episode=1)),
+            ("lost2.mkv", info("episode", "Tabula Rasa", None, None, "Lost", season=1, episode=3)),
+            ("lost0.mkv", info("episode", "Special", None, None, "Lost", season=0, episode=None)),
+            ("heat1.mkv", info("movie", "Heat", None, 1995, stack_key="/heat", part=1)),
+            ("heat2.mkv", info("movie", "Heat", None, 1995, stack_key="/heat", part=2)),
+            ("clip.mkv", info("video", "Clip")),
+        ]
+        await store.write_batch([(None, "/r", rel, 1, 1, probe(i["title"]), i) for rel, i in rows], [], [])
+        for q in ("amel", "AMÉL", "amélie", "Amelie"):
+            found, total = await store.list_media(50, 0, q)
+            assert [i["title"] for i in found] == ["Amélie", "Midnight"], q  # title above overview
+        for q in ('"', "*", "OR", "NEAR(", "a OR b", "title:x", "-"):
+            await store.list_media(50, 0, q)  # no engine error
+        assert [i["title"] for i in (await store.list_media(50, 0, "pilot lost"))[0]] == ["Pilot"]
+        assert [i["title"] for i in (await store.list_media(50, 0, "ring the"))[0]] == ["The Ring"]
+        listed, total = await store.list_media(50, 0, None)
+        assert total == 8 and [i["title"] for i in listed].count("Heat") == 1
+        heat = next(i for i in listed if i["title"] == "Heat")
+        assert [p["part"] for p in heat["parts"]] == [1, 2]
+        eps, _ = await store.list_media(50, 0, None, kind="episode", sort="title")
+        assert [e["title"] for e in eps] == ["Pilot", "Special", "Tabula Rasa"]
+        assert {e["show"]["title"] for e in eps} == {"Lost"} and len({e["show"]["id"] for e in eps}) == 1
+        show_id = eps[0]["show"]["id"]
+        s0, _ = await store.list_media(50, 0, None, show_id=show_id, season=0)
+        assert [e["title"] for e in s0] == ["Special"]
+        by_year, _ = await store.list_media(50, 0, None, kind="movie", sort="year")
+        assert [m["year"] for m in by_year] == [2011, 2002, 2001, 1995]
+        assert [m["title"] for m in (await store.list_media(50, 0, None, kind="movie"))[0]] == \
+            ["Amélie", "Heat", "Midnight", "The Ring"][:2] + ["Midnight", "The Ring"]
+        ring = next(m for m in by_year if m["title"] == "The Ring")
+        assert ring["sort_title"] == "Ring" and ring["images"] == {"primary": None, "backdrop": None}
     run(store_factory, body)

@@ -316,3 +316,31 @@ def test_many_jobs_two_runners_each_job_runs_once(make_queue):
         jobs, c = await q1.list("succeeded", "work", 500)
         assert c["succeeded"] == 200 and {j.node for j in jobs} <= {"a", "b"} and len(ids) == 200
     arun(make_queue, main)
+
+
+def test_one_leader_and_a_takeover_when_it_goes(postgres):
+    """Two instances: one holds the advisory lock; its connection dies → the other leads at its next
+    attempt; no moment has two leaders (jobs-and-storage.md §5)."""
+    from revenge.jobs.leader import PostgresLeader
+
+    dsn = postgres.create_database()
+
+    async def main():
+        a, b = PostgresLeader(dsn, 0.2), PostgresLeader(dsn, 0.2)
+        try:
+            assert await a.step() and not await b.step()
+            assert await a.step() and not await b.step()  # the leader pings; the other keeps trying
+            a._conn.terminate()  # a partition or a SIGKILL: the lock goes with the connection
+            assert not await a.step()  # the ping fails: it steps down at once
+            deadline = time.monotonic() + 5
+            while not await b.step():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert not await a.step() and b.is_leader
+            await b.resign()
+            assert await a.step()
+        finally:
+            await a.resign()
+            await b.resign()
+
+    asyncio.run(main())

@@ -126,9 +126,12 @@ def test_list_search_escapes_wildcards_and_progress(tmp_path: Path, library: Pat
     items, total = cat.list_media(1, 1, None)
     assert total == 3 and len(items) == 1
     mid = items[0]["id"]
-    cat.set_progress("owner", mid, 42.5)
-    assert cat.get_progress("owner", mid)["position_seconds"] == 42.5
+    admin = cat.connection()[0].execute("SELECT value FROM meta WHERE key = 'builtin_admin'").fetchone()[0]
+    cat.set_progress(admin, mid, 42.5)
+    assert cat.get_progress(admin, mid)["position_seconds"] == 42.5
     assert cat.get_progress("other", mid) is None
+    cat.set_progress("no-such-user", mid, 10.0)  # watch state belongs to users: unknown ones are skipped
+    assert cat.get_progress("no-such-user", mid) is None
     cat.close()
 
 
@@ -144,3 +147,11 @@ def test_cli_scan_exit_codes(tmp_path: Path, library: Path):
     assert "broken.mkv:" in res.stderr
     res = subprocess.run(args[:-1] + [str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "missing or unreadable" in res.stderr
+    # each run was a library_scan job of its own, run here (jobs-and-storage.md §4.12)
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "var" / "catalog.db")
+    assert db.execute("SELECT state, node FROM jobs ORDER BY seq").fetchall() == [("succeeded", "cli"), ("failed", "cli")]
+    up = subprocess.run([sys.executable, "-m", "revenge", "db", "upgrade", "--data-dir", str(tmp_path / "var")],
+                        capture_output=True, text=True, timeout=60)
+    assert up.returncode == 0 and "the database schema is at" in up.stderr + up.stdout

@@ -55,9 +55,27 @@ class LibraryConfig:
 
 
 @dataclass(frozen=True)
+class Argon2Config:
+    time_cost: int = opt(3, min=1, max=100, reload=True)
+    memory_cost: int = opt(64 * 1024 * 1024, min=8 * 1024, max=4 * 1024**3, kind="size", reload=True)
+    parallelism: int = opt(4, min=1, max=64, reload=True)
+    max_concurrent: int = opt(2, min=1, max=64, reload=True)
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     api_keys: list[str] = opt([], reload=True)
     stream_secret: str | None = opt(None)
+    session_idle: float = opt(14 * 86400.0, min=1, kind="duration", reload=True)
+    session_max_age: float = opt(90 * 86400.0, min=1, kind="duration", reload=True)
+    secure_cookies: bool = opt(False, reload=True)
+    password_min_length: int = opt(8, min=8, max=1024, reload=True)
+    argon2: Argon2Config = field(default_factory=Argon2Config)
+    login_backoff_after: int = opt(5, min=1, reload=True)
+    login_backoff_max: float = opt(300.0, min=1, kind="duration", reload=True)
+    cache_ttl: float = opt(5.0, min=0, kind="duration", reload=True)
+    usage_flush: float = opt(60.0, min=0.1, kind="duration", reload=True)
+    max_keys_per_user: int = opt(50, min=1, reload=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class TranscoderConfig:
     api_key: str | None = opt(None)
     ffmpeg_path: str = opt("ffmpeg")
     ffprobe_path: str = opt("ffprobe")
+    # upper bound of the encoders bulkhead; 0 = auto (admission by measured encoder capacity)
     max_encoders: int = opt(0, min=0, max=256, reload=True)
     preset: str = opt("veryfast", reload=True)
     lookahead_segments: int = opt(3, min=0, max=100, reload=True)
@@ -121,6 +140,7 @@ class RateLimitConfig:
     api: BucketConfig = field(default_factory=BucketConfig)
     session_start: BucketConfig = field(default_factory=lambda: BucketConfig(rate=5.0, burst=10.0))
     auth_failure: BucketConfig = field(default_factory=lambda: BucketConfig(rate=1.0, burst=10.0))
+    images: BucketConfig = field(default_factory=lambda: BucketConfig(rate=200.0, burst=400.0))
 
 
 @dataclass(frozen=True)
@@ -128,12 +148,21 @@ class PlaybackConfig:
     segment_seconds: float = opt(6.0, min=1, max=30)
     segment_max_age: int = opt(3600, min=0)
     max_sessions: int = opt(50, min=1, reload=True)
-    max_sessions_per_key: int = opt(10, min=1, reload=True)
+    # per user (users.md rule 23); None → 10. ``max_sessions_per_key`` is the old name, read as an alias
+    max_sessions_per_user: int | None = opt(None, min=1, reload=True)
+    max_sessions_per_key: int | None = opt(None, min=1, reload=True)
     heartbeat_seconds: float = opt(30.0, min=1, kind="duration", reload=True)
     session_ttl_factor: float = opt(3.0, min=1, reload=True)
     stream_token_ttl: float = opt(86400.0, min=60, kind="duration", reload=True)
     segment_wait_timeout: float = opt(15.0, min=0.1, kind="duration", reload=True)
     prefetch_segments: int = opt(2, min=0, max=20, reload=True)
+
+    @property
+    def sessions_per_user(self) -> int:
+        """The effective per-user session limit: the new key, else its old alias, else 10."""
+        if self.max_sessions_per_user is not None:
+            return self.max_sessions_per_user
+        return self.max_sessions_per_key if self.max_sessions_per_key is not None else 10
 
 
 @dataclass(frozen=True)
@@ -234,6 +263,81 @@ class LazyConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """The job queue (jobs-and-storage.md §1); per-kind timeouts, attempts, priorities and
+    concurrency are ``jobs.model.DEFAULT_KINDS``."""
+
+    workers: int = opt(2, min=0, max=64, reload=True)
+    poll_interval: float = opt(2.0, min=0.01, kind="duration", reload=True)
+    lease_seconds: float = opt(30.0, min=0.3, kind="duration")
+    retry_initial_delay: float = opt(10.0, min=0, kind="duration", reload=True)
+    retry_multiplier: float = opt(2.0, min=1, reload=True)
+    retry_max_delay: float = opt(3600.0, min=0, kind="duration", reload=True)
+    retry_jitter: float = opt(0.5, min=0, max=1, reload=True)
+    cancel_grace: float = opt(5.0, min=0, kind="duration", reload=True)
+    progress_interval: float = opt(1.0, min=0, kind="duration", reload=True)
+    retention: float = opt(7 * 86400.0, min=0, kind="duration", reload=True)
+    max_queue_age: float = opt(900.0, min=0.001, kind="duration", reload=True)
+    max_failures: int = opt(10, min=1, reload=True)
+    failure_window: float = opt(900.0, min=1, kind="duration", reload=True)
+    stats_interval: float = opt(5.0, min=0.1, kind="duration", reload=True)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The browser client (web-client.md): pages, static assets, and their knobs."""
+
+    enabled: bool = opt(True)
+    vendor_dir: str = opt("revenge/web/client/node_modules")
+    page_size: int = opt(60, min=1, max=500, reload=True)
+    row_size: int = opt(20, min=1, max=100, reload=True)
+    poll_seconds: float = opt(5.0, min=0.5, max=600, kind="duration", reload=True)
+
+
+@dataclass(frozen=True)
+class SubtitlesConfig:
+    """Subtitle tracks, sidecars, ahead-of-time conversion and renditions (subtitles.md)."""
+
+    enabled: bool = opt(True)
+    extract_timeout: float = opt(1800.0, min=1, kind="duration", reload=True)
+    max_sidecar_bytes: int = opt(10 * 1024 * 1024, min=1024, kind="size", reload=True)
+    fallback_encoding: str = opt("cp1252", reload=True)
+
+
+@dataclass(frozen=True)
+class TmdbConfig:
+    api_key: str | None = opt(None)
+    base_url: str = opt("https://api.themoviedb.org/3")
+    image_base_url: str = opt("https://image.tmdb.org/t/p")
+    rate: float = opt(3.0, min=0, min_exclusive=True)
+    burst: float = opt(10.0, min=1)
+
+
+@dataclass(frozen=True)
+class TvdbConfig:
+    api_key: str | None = opt(None)
+    pin: str | None = opt(None)
+    base_url: str = opt("https://api4.thetvdb.com/v4")
+    rate: float = opt(3.0, min=0, min_exclusive=True)
+    burst: float = opt(10.0, min=1)
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    """Local metadata, artwork and the providers (metadata.md)."""
+
+    language: str = opt("en-US")
+    request_timeout: float = opt(10.0, min=0.1, kind="duration")
+    cache_ttl: float = opt(7 * 86400.0, min=0, kind="duration")
+    stale_ttl: float = opt(30 * 86400.0, min=0, kind="duration")
+    sort_articles: list[str] = opt(["the", "a", "an"])
+    thumbnail_at: float = opt(0.1, min=0, max=1)
+    nfo_max_bytes: int = opt(1024 * 1024, min=1024, kind="size")
+    tmdb: TmdbConfig = field(default_factory=TmdbConfig)
+    tvdb: TvdbConfig = field(default_factory=TvdbConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
@@ -249,6 +353,10 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     lazy: LazyConfig = field(default_factory=LazyConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    subtitles: SubtitlesConfig = field(default_factory=SubtitlesConfig)
+    metadata: MetadataConfig = field(default_factory=MetadataConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -375,6 +483,15 @@ def cross_checks(cfg: Config) -> list[dict[str, str]]:
         out.append({"key": "cache.memory.critical_pressure", "message": "must be greater than cache.memory.high_pressure"})
     if cfg.transcoder.mode == "remote" and not cfg.transcoder.remote_url:
         out.append({"key": "transcoder.remote_url", "message": "is required when transcoder.mode is remote"})
+    pb = cfg.playback
+    if pb.max_sessions_per_user is not None and pb.max_sessions_per_key is not None \
+            and pb.max_sessions_per_user != pb.max_sessions_per_key:
+        out.append({"key": "playback.max_sessions_per_user",
+                    "message": "differs from playback.max_sessions_per_key (its old name); set only "
+                               "playback.max_sessions_per_user"})
+    if cfg.jobs.cancel_grace >= cfg.jobs.lease_seconds / 3:
+        out.append({"key": "jobs.cancel_grace", "message": "must be below jobs.lease_seconds / 3 (a cancelled handler "
+                                                           "must stop before its lease could expire)"})
     if cfg.supervisor.max_restart_delay < cfg.supervisor.restart_delay:
         out.append({"key": "supervisor.max_restart_delay", "message": "must be at least supervisor.restart_delay"})
     return out

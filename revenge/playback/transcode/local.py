@@ -50,6 +50,9 @@ class Job:
     tone_map: bool = False
     media_id: str = ""
     dovi_bsf: bool = False         # this ffmpeg has the dovi_rpu bitstream filter
+    # burned subtitles (subtitles.md §5): ("embedded", stream index) | ("sidecar", path, start s) |
+    # ("text", artifact path); part of ``identity`` too
+    burn: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -64,8 +67,11 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
         cmd += ["-ss", f"{t0:.3f}"]
     cmd += ["-i", job.source]
     v = job.variant
+    burn = job.burn if isinstance(v, VideoVariant) and not v.copy else ()
+    if burn and burn[0] == "sidecar":  # rebased to its own first timestamp, then placed at S − T
+        cmd += ["-itsoffset", f"{float(burn[2]) - t0:.3f}", "-i", burn[1]]
     if isinstance(v, VideoVariant):
-        cmd += ["-map", "0:v:0", "-an", "-sn", "-dn"]
+        cmd += ["-map", "[v]" if burn else "0:v:0", "-an", "-sn", "-dn"]
         if v.copy:
             cmd += ["-c:v", "copy", *_copy_video_args(v, job.dovi_bsf)]
         else:
@@ -74,11 +80,13 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
                 vf.append("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
                           "zscale=t=bt709:m=bt709:r=tv")
             vf.append(f"scale={v.width}:{v.height}:flags=bicubic")
+            if burn:
+                graph = burn_graph(burn, ",".join(vf), v.width, v.height, t0)
             vf.append("format=yuv420p")
             level = int(v.level or "28", 16) / 10
             fps = f"{v.fps:.3f}"
             cmd += [
-                "-vf", ",".join(vf), "-r", fps,
+                *(["-filter_complex", graph] if burn else ["-vf", ",".join(vf)]), "-r", fps,
                 "-c:v", "libx264", "-preset", job.preset, "-profile:v", "high", "-level:v", f"{level:g}",
                 "-b:v", f"{v.bitrate_kbps}k", "-maxrate", f"{int(v.bitrate_kbps * 1.2)}k",
                 "-bufsize", f"{v.bitrate_kbps * 2}k",
@@ -99,6 +107,20 @@ def build_command(ffmpeg: str, job: Job, start: int, workdir: Path) -> list[str]
         "-hls_list_size", "0", str(workdir / "ffmpeg.m3u8"),
     ]
     return cmd
+
+
+def burn_graph(burn: tuple[str, ...], chain: str, w: int, h: int, t0: float) -> str:
+    """The ``-filter_complex`` that burns subtitles in after tone mapping at the variant size; it
+    holds numbers and a cache path built from a hex key only, never a library path."""
+    if burn[0] in ("embedded", "sidecar"):
+        src = f"[0:{int(burn[1])}]" if burn[0] == "embedded" else "[1:0]"
+        return (f"{src}scale={w}:{h}[s];[0:v:0]{chain}[v0];"
+                "[v0][s]overlay=eof_action=pass:repeatlast=0,format=yuv420p[v]")
+    import re
+
+    path = burn[1] if re.fullmatch(r"[A-Za-z0-9_./+-]+", burn[1]) else f"'{burn[1]}'"
+    return (f"[0:v:0]{chain},setpts=PTS+{t0:.3f}/TB,subtitles=filename={path},setpts=PTS-{t0:.3f}/TB,"
+            "format=yuv420p[v]")
 
 
 def _copy_video_args(v: VideoVariant, dovi_bsf: bool) -> list[str]:
@@ -164,7 +186,12 @@ class Encoder(PartWaiter):
     def __init__(self, ffmpeg: str, job: Job, start: int, workdir: Path,
                  publish: Callable[[str, int | None, bytes], None], kill_grace: float = 2.0,
                  on_exit: Callable[[], None] | None = None) -> None:
+        # ``on_exit`` gives the encoder's bulkhead slot back: once when the process is gone, and
+        # also when it is suspended (a stopped process burns no CPU); ``take_slot`` re-arms it
         self._on_exit = on_exit
+        self.holds_slot = on_exit is not None
+        self._gone = False
+        self._progress: deque[tuple[float, float]] = deque(maxlen=16)  # (monotonic, out_seconds)
         self.job = job
         self.start = start
         self.next = start            # the next segment this encoder will produce
@@ -216,6 +243,9 @@ class Encoder(PartWaiter):
                     self.out_seconds = int(line[12:]) / 1e6
                 except ValueError:
                     pass
+                else:
+                    if not self.suspended:
+                        self._progress.append((time.monotonic(), self.out_seconds))
             elif line.startswith("speed="):
                 try:
                     self.speed = float(line[6:].rstrip("x"))
@@ -292,10 +322,38 @@ class Encoder(PartWaiter):
                 self._changed.notify_all()
 
     def _exited(self) -> None:
-        """Runs once when the process is gone (releases the encoder's bulkhead slot)."""
-        if self._on_exit is not None:
-            fn, self._on_exit = self._on_exit, None
-            fn()
+        """Runs when the process is gone (releases the encoder's bulkhead slot, once)."""
+        self._gone = True
+        self.release_slot()
+
+    def release_slot(self) -> None:
+        """Gives the bulkhead slot back if this encoder holds one (idempotent)."""
+        if self.holds_slot and self._on_exit is not None:
+            self.holds_slot = False
+            self._on_exit()
+
+    def take_slot(self) -> bool:
+        """Marks a slot the caller acquired for this encoder (before ``resume``) as held by it; a
+        process already gone gives it straight back (False)."""
+        if self._on_exit is None or self.holds_slot:
+            return False
+        self.holds_slot = True
+        if self._gone or self.stopping or (self._proc is not None and self._proc.returncode is not None):
+            self.release_slot()
+            return False
+        return True
+
+    @property
+    def rate(self) -> float | None:
+        """Seconds of output per wall second over the last few seconds of running (not suspended)
+        time; None until it ran for a second since its start or resume. Unlike ffmpeg's ``speed``
+        (averaged since the start) it is not lowered by time spent suspended."""
+        if self.suspended or len(self._progress) < 2:
+            return None
+        (t0, o0), (t1, o1) = self._progress[0], self._progress[-1]
+        if t1 - t0 < 1.0:
+            return None
+        return max(0.0, (o1 - o0) / (t1 - t0))
 
     def eta(self, n: int) -> float | None:
         """Seconds until segment ``n`` is likely ready, from the encoder's speed."""
@@ -306,14 +364,26 @@ class Encoder(PartWaiter):
         return max(0.0, (target - done) / self.speed)
 
     def suspend(self) -> None:
+        """SIGSTOP; a stopped encoder burns no CPU, so it gives its bulkhead slot back."""
         if self.alive and not self.suspended and self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGSTOP)
+            try:
+                os.killpg(self._proc.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                return
             self.suspended = True
+            self._progress.clear()
+            self.release_slot()
 
     def resume(self) -> None:
+        """SIGCONT. A slot-holding encoder must have its slot back first (``take_slot``); the
+        encoder manager does that, pre-empting lower-value work when a viewer waits."""
         if self.suspended and self._proc is not None and self._proc.returncode is None:
-            os.killpg(self._proc.pid, signal.SIGCONT)
+            try:
+                os.killpg(self._proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
         self.suspended = False
+        self._progress.clear()
 
     async def stop(self) -> None:
         """SIGTERM, SIGKILL after the grace time, then remove the work directory. Idempotent."""

@@ -61,6 +61,29 @@ class _Slot:
     recent: dict[str, bytes] = field(default_factory=dict)  # last published parts, for waiters
     init: bytes | None = None
     furthest: int = -1                                   # the furthest segment anybody asked for
+    waiting: int = 0                                     # requests waiting on this slot right now
+
+
+# --- encoder capacity (issue 11): admission by measured cost, not a constant count -------------
+TONE_MAP_WEIGHT = 3.0        # zscale/tonemap in float RGB costs about as much as the encode itself
+PRIOR_PER_CORE = 30e6        # output pixels/s per core assumed until an encoder has been measured
+CAPACITY_HALF_LIFE = 120.0   # seconds: the measured capacity follows a slower machine within minutes
+AUTO_MAX_PER_CORE = 4        # transcoder.max_encoders = 0: the bulkhead's count bound per core
+
+
+def encode_cost(job: Job) -> float:
+    """Realtime cost of a local video encode: output pixels per second, tone-mapping weighted;
+    0 for work that is not CPU-heavy (audio renditions, copies)."""
+    v = job.variant
+    if job.kind != "encode" or not isinstance(v, VideoVariant) or v.copy:
+        return 0.0
+    return float(v.width * v.height) * float(v.fps or 24.0) * (TONE_MAP_WEIGHT if job.tone_map else 1.0)
+
+
+def auto_max_encoders(cores: int | None = None) -> int:
+    """The bulkhead's count bound when ``transcoder.max_encoders`` is 0: only a ceiling on
+    processes; what is admitted below it is decided by the measured capacity."""
+    return max(2, AUTO_MAX_PER_CORE * (cores or os.cpu_count() or 1))
 
 
 class EncoderManager:
@@ -87,7 +110,14 @@ class EncoderManager:
         self.kill_grace = kill_grace
         self.max_ahead = max_ahead
         self._slots: dict[str, _Slot] = {}
+        self._final_playlists: OrderedDict[str, str] = OrderedDict()  # finished remuxers' playlists
         self._running = 0
+        self._watching: dict[str, str] = {}   # session id → identity of the video variant it requested last
+        self.capacity: float | None = None      # measured encoding capacity, output pixels/s (None: not yet)
+        self._capacity_at = 0.0
+        self.prior_capacity = PRIOR_PER_CORE * (os.cpu_count() or 1)
+        metrics.encoder_capacity.set_function(self.capacity_estimate)
+        metrics.encoder_load.set_function(self.running_cost)
         shutil.rmtree(workroot, ignore_errors=True)  # leftovers of an earlier run
         workroot.mkdir(parents=True, exist_ok=True)
         metrics.transcode_speed.set_function(self._mean_speed)
@@ -127,6 +157,8 @@ class EncoderManager:
         if slot is None:
             return
         slot.refs.discard(session_id)
+        if self._watching.get(session_id) == identity:
+            del self._watching[session_id]
         if not slot.refs:
             if slot.encoder is not None:
                 await slot.encoder.stop()
@@ -179,7 +211,127 @@ class EncoderManager:
         return self.cache.get(cache_key(job.identity, part))
 
     # --- the request path --------------------------------------------------------------------
-    async def _start(self, job: Job, slot: _Slot, n: int, reason: str) -> Encoder:
+    # --- admission: measured capacity, priorities, pre-emption ---------------------------------
+    def _holders(self) -> list[tuple[_Slot, Encoder]]:
+        """Local video encoders holding an ``encoders`` slot (alive and not suspended)."""
+        return [(s, s.encoder) for s in self._slots.values()
+                if isinstance(s.encoder, Encoder) and s.encoder.holds_slot and s.encoder.alive
+                and not s.encoder.suspended]
+
+    def running_cost(self) -> float:
+        return sum(encode_cost(e.job) for _, e in self._holders())
+
+    def capacity_estimate(self) -> float:
+        return self.capacity if self.capacity is not None else self.prior_capacity
+
+    def _measure(self) -> None:
+        """Samples the machine's encoding throughput: Σ rate × cost over the running encoders (each
+        runs as fast as the CPU lets it, so together they show what the machine can do), when every
+        one of them has a rate. The estimate keeps the highest recent sample and decays toward
+        newer ones (half-life ``CAPACITY_HALF_LIFE``): a mix bound by decoding or a busy moment
+        does not shrink it at once, a machine that became slower shows within minutes."""
+        holders = self._holders()
+        if not holders:
+            return
+        rates = [e.rate for _, e in holders]
+        if any(r is None for r in rates):
+            return
+        sample = sum(r * encode_cost(e.job) for r, (_, e) in zip(rates, holders))  # type: ignore[operator]
+        if sample <= 0:
+            return
+        now = time.monotonic()
+        if self.capacity is None:
+            self.capacity = sample
+        else:
+            decayed = self.capacity * 0.5 ** ((now - self._capacity_at) / CAPACITY_HALF_LIFE)
+            self.capacity = max(sample, decayed)
+        self._capacity_at = now
+
+    def _fits(self, cost: float) -> bool:
+        """At least one encoder always runs; more while their realtime costs fit the capacity."""
+        running = self.running_cost()
+        return running <= 0 or running + cost <= self.capacity_estimate()
+
+    def _victim(self, exclude: _Slot) -> tuple[_Slot, Encoder, str] | None:
+        """The lowest-value running encoder, or None. Never one a request waits on right now, and
+        never one a session is watching that is not ahead of it: first encoders no session is
+        watching (prewarmed or prefetched and never asked for, or left by an ABR switch), then those
+        ahead of their furthest requested segment, the furthest ahead first."""
+        found = self._candidates(exclude)
+        return found[0] if found else None
+
+    def _candidates(self, exclude: _Slot) -> list[tuple[_Slot, Encoder, str]]:
+        """Every encoder ``_victim`` may choose, lowest value first."""
+        watched = set(self._watching.values())
+        out: list[tuple[tuple[int, int], _Slot, Encoder, str]] = []
+        for slot, enc in self._holders():
+            if slot is exclude or slot.waiting > 0:
+                continue
+            ahead = enc.next - max(slot.furthest + 1, enc.start)
+            if enc.job.identity not in watched:
+                out.append(((0, -ahead), slot, enc, "unwatched"))
+            elif ahead > 0:
+                out.append(((1, -ahead), slot, enc, "ahead"))
+        out.sort(key=lambda c: c[0])
+        return [c[1:] for c in out]
+
+    def _preempt(self, exclude: _Slot, cost: float) -> bool:
+        """Suspends the lowest-value encoder (its slot goes back); False when there is none, or
+        when suspending every candidate would still not make room for ``cost`` (then none is)."""
+        found = self._candidates(exclude)
+        if not found:
+            return False
+        if not self._fits(cost):
+            rest = self.running_cost() - sum(encode_cost(e.job) for _, e, _ in found)
+            if rest > 0 and rest + cost > self.capacity_estimate():
+                return False
+        _, enc, kind = found[0]
+        log.info("encoder %s (at segment %d) suspended for a request a viewer waits on (%s)",
+                 enc.job.name, enc.next, kind)
+        enc.suspend()
+        self.m.encoder_preemptions.labels(kind).inc()
+        return True
+
+    async def _admit(self, job: Job, slot: _Slot, reason: str, deadline: float | None) -> bool:
+        """Takes an ``encoders`` slot for a local video encode (a start or a resume).
+
+        Work nobody waits on (``prewarm``, ``reap``) runs only on spare capacity: True or False at
+        once, it never waits and never pre-empts. A request a viewer waits on (``demand``, ``seek``,
+        ``resume``) pre-empts lower-value encoders (``_victim``) instead of queueing behind them;
+        when nothing can be pre-empted it waits, bounded by ``deadline`` (the request's
+        ``segment_wait_timeout``): for the capacity by polling, for a count slot in the bulkhead's
+        FIFO queue. Running out of time raises the bulkhead's error (→ 503 ``transcoder_busy``)."""
+        cost = encode_cost(job)
+        demand = reason in ("demand", "seek", "resume")
+        if deadline is None:
+            deadline = time.monotonic() + self.bulkhead.max_wait
+        while True:
+            self._measure()
+            if self._fits(cost) and self.bulkhead.try_acquire():
+                return True
+            if not demand:
+                return False
+            if self._preempt(slot, cost):
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.bulkhead.reject()
+            if self._fits(cost) and (self.bulkhead.active >= self.bulkhead.max_concurrent or self.bulkhead.queued):
+                await self.bulkhead.acquire(remaining)  # every count slot taken: the FIFO queue
+                return True
+            await asyncio.sleep(min(0.2, remaining))  # capacity: re-measure, look for a victim again
+
+    async def _resume(self, job: Job, slot: _Slot, enc: Encoder, deadline: float | None, reason: str) -> bool:
+        """Resumes a suspended encoder with a slot (a viewer's request may pre-empt for it)."""
+        if enc._on_exit is not None and not enc.holds_slot:
+            if not await self._admit(job, slot, reason, deadline):
+                return False
+            if not enc.take_slot():
+                return False  # it ended meanwhile (the slot went straight back)
+        enc.resume()
+        return True
+
+    async def _start(self, job: Job, slot: _Slot, n: int, reason: str, deadline: float | None = None) -> Encoder:
         async with slot.starting:
             enc = slot.encoder
             if enc is not None and enc.alive and enc.start <= n <= enc.next + self.lookahead:
@@ -197,9 +349,11 @@ class EncoderManager:
             heavy = job.kind == "encode" and isinstance(job.variant, VideoVariant)
             if heavy:
                 try:
-                    await self.bulkhead.acquire()
+                    admitted = await self._admit(job, slot, reason, deadline)
                 except BulkheadError:
                     raise TranscoderBusy() from None
+                if not admitted:
+                    raise TranscoderBusy()  # prewarm / prefetch: no spare capacity, skipped
             wd = self.workroot / f"{job.identity[:16]}-{job.name}-{n}-{os.getpid()}-{int(now * 1000) % 10**9}"
             enc = Encoder(self.ffmpeg, job, n, wd, self._publisher(job, slot), self.kill_grace,
                           on_exit=self.bulkhead.release if heavy else None)
@@ -236,6 +390,8 @@ class EncoderManager:
 
     async def get(self, job: Job, part: str, timeout: float, session_id: str | None = None) -> bytes:
         """``init`` or a segment number as text; cache first, then an encoder."""
+        if session_id and encode_cost(job) > 0:
+            self._watching[session_id] = job.identity  # this viewer's video is this variant now (ABR)
         data = self.cached(job, part)
         if data is not None:
             return data
@@ -252,9 +408,21 @@ class EncoderManager:
         if n is not None:
             slot.furthest = max(slot.furthest, n)
         started = time.monotonic()
+        slot.waiting += 1  # never pre-empted while a request waits on it
+        try:
+            return await self._get(job, slot, part, n, started, started + timeout)
+        finally:
+            slot.waiting -= 1
+
+    async def _get(self, job: Job, slot: _Slot, part: str, n: int | None, started: float, deadline: float) -> bytes:
+        timeout = deadline - started
         enc = slot.encoder
-        if enc is not None and enc.suspended:
-            enc.resume()
+        if isinstance(enc, Encoder) and enc.suspended and enc.alive and (
+                n is None or job.kind == "remux" or enc.start <= n <= enc.next + self.lookahead):
+            try:  # a viewer waits: take a slot back, pre-empting lower-value work if needed
+                await self._resume(job, slot, enc, deadline, "resume")
+            except BulkheadError:
+                raise TranscoderBusy() from None
         if enc is not None and not enc.alive and enc.error is not None:
             if getattr(enc, "open_error", None) is None:
                 slot.failures.append(time.monotonic())
@@ -263,13 +431,15 @@ class EncoderManager:
             enc = None
         if n is None:
             if enc is None or not enc.alive:
-                enc = await self._start(job, slot, 0 if enc is None else enc.start, "demand")
+                enc = await self._start(job, slot, 0 if enc is None else enc.start, "demand", deadline)
         elif enc is None or not enc.alive or not (enc.start <= n <= enc.next + self.lookahead):
             if job.kind == "remux" and enc is not None and enc.alive:
                 pass  # a remuxer is never restarted for seeks; far requests wait
             else:
                 reason = "demand" if enc is None else "seek"
-                enc = await self._start(job, slot, n, reason)
+                # a remuxer always runs from the start: its cuts follow the keyframes counted from
+                # the first one (the playlist is computed so), and a copy started at n would not
+                enc = await self._start(job, slot, 0 if job.kind == "remux" else n, reason, deadline)
         try:
             ok = await enc.wait_for(n, timeout - (time.monotonic() - started))
         except CircuitOpenError as exc:
@@ -295,18 +465,27 @@ class EncoderManager:
         return enc is not None and enc.alive and enc.start <= n
 
     async def remux_playlist(self, job: Job, session_id: str) -> str | None:
-        """The remuxer's own playlist text (starting the remuxer if needed)."""
+        """The remuxer's own playlist text (starting the remuxer if needed); a finished remuxer's
+        playlist is kept, so a later session does not start it again to read it."""
         slot = self._slot(job)
         slot.refs.add(session_id)
+        final = self._final_playlists.get(job.identity)
+        if final is not None:
+            return final
         enc = slot.encoder
         if enc is None or (not enc.alive and not (enc.finished and enc.error is None)):
             enc = await self._start(job, slot, 0, "demand")
         enc.last_request = time.monotonic()
         path = enc.workdir / "ffmpeg.m3u8"
         try:
-            return await asyncio.to_thread(path.read_text)
+            text = await asyncio.to_thread(path.read_text)
         except OSError:
             return None
+        if enc.finished and enc.error is None and "#EXT-X-ENDLIST" in text:
+            self._final_playlists[job.identity] = text
+            while len(self._final_playlists) > 256:
+                self._final_playlists.popitem(last=False)
+        return text
 
     async def prewarm(self, job: Job, n: int) -> None:
         key = cache_key(job.identity, str(n))
@@ -320,8 +499,10 @@ class EncoderManager:
                 pass
 
     async def reap(self) -> None:
-        """Stops idle encoders; suspends ones far ahead of demand (the encoder_reaper's job)."""
+        """Stops idle encoders; suspends ones far ahead of demand and resumes them on spare
+        capacity when the gap halved (the encoder_reaper's job); samples the capacity."""
         now = time.monotonic()
+        self._measure()
         for identity, slot in list(self._slots.items()):
             enc = slot.encoder
             if enc is None:
@@ -338,8 +519,8 @@ class EncoderManager:
             ahead = enc.next - max(slot.furthest, enc.start)
             if not enc.suspended and ahead > self.max_ahead:
                 enc.suspend()  # far ahead of every viewer: stop burning CPU until they catch up
-            elif enc.suspended and ahead <= self.max_ahead // 2:
-                enc.resume()
+            elif enc.suspended and ahead <= self.max_ahead // 2 and isinstance(enc, Encoder):
+                await self._resume(enc.job, slot, enc, None, "reap")  # never waits nor pre-empts
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(s.encoder.stop() for s in self._slots.values() if s.encoder is not None),

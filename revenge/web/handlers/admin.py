@@ -11,7 +11,7 @@ from .common import guarded
 class AdminHandlers:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.reload = guarded(rt)(self._reload)
+        self.reload = guarded(rt, admin=True)(self._reload)
 
     async def _reload(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.rt.reloader is not None

@@ -8,7 +8,8 @@ from typing import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from ...runtime import Runtime
-from ..auth import authenticate
+from ...core.api_error import ApiError
+from ..auth import presented_key
 from ..responses import send_error
 from ..types import Receive, Scope, Send
 
@@ -23,10 +24,13 @@ def query(scope: Scope) -> dict[str, str]:
 
 
 def guarded(rt: Runtime, ids: tuple[str, ...] = (), token_purpose: str | None = None,
-            key: bool = True) -> Callable[[Handler], Handler]:
-    """Wraps a handler: validates ``ids`` params, then requires an API key, or a signed
-    ``?token=`` for ``token_purpose`` bound to the first id (either one suffices when both are
-    allowed)."""
+            key: bool = True, admin: bool = False, csrf_body: bool = False) -> Callable[[Handler], Handler]:
+    """Wraps a handler: validates ``ids`` params, then requires a caller (an API key or a signed-in
+    cookie with its CSRF token on unsafe methods, users.md §2; ``admin`` routes need the admin
+    role), or a signed ``?token=`` for ``token_purpose`` bound to the first id (either one suffices
+    when both are allowed). The caller is ``scope["revenge.caller"]``; ``scope["revenge.principal"]``
+    is its user id (or ``token:<subject>``). ``csrf_body``: a cookie request without the header may
+    carry the token as a ``csrf_token`` body field instead (the handler checks it after reading)."""
 
     def wrap(fn: Handler) -> Handler:
         @functools.wraps(fn)
@@ -50,14 +54,13 @@ def guarded(rt: Runtime, ids: tuple[str, ...] = (), token_purpose: str | None = 
                     await send_error(send, 401, "unauthorized", "A signed token is required.",
                                      [(b"www-authenticate", b"Bearer")])
                     return
-                presented, principal = authenticate(scope, rt.api_keys)
-                if not presented:
-                    await send_error(send, 401, "unauthorized", "An API key is required.",
-                                     [(b"www-authenticate", b"Bearer")])
+                assert rt.auth is not None
+                try:
+                    caller = await rt.auth.resolve(scope, presented_key(scope), admin, csrf_body)
+                except ApiError as exc:
+                    await send_error(send, exc.status, exc.code, exc.message, exc.headers)
                     return
-                if principal is None:
-                    await send_error(send, 403, "forbidden", "The API key is not valid.")
-                    return
+                principal = caller.user.id
             scope["revenge.principal"] = principal
             await fn(scope, receive, send, **params)
 

@@ -1,16 +1,16 @@
 """Catalog, library scan, resume points and direct play."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
+from ...core.api_error import ApiError
 from ...library.scanner import ScanInProgress
 from ...runtime import Runtime
 from ..files import STREAM_CORS, serve_file
 from ..responses import send_error, send_json
 from ..types import Receive, Scope, Send
-from .common import guarded, param_int, query
+from .common import guarded, query
 
 log = logging.getLogger("revenge.web")
 
@@ -36,44 +36,44 @@ class MediaHandlers:
         self.get = g(rt, ids=("id",))(self._get)
         self.progress = g(rt, ids=("id",))(self._progress)
         self.stream = g(rt, ids=("id",), token_purpose="direct")(self._stream)
-        self.scan_start = g(rt)(self._scan_start)
+        self.scan_start = g(rt, admin=True)(self._scan_start)
         self.scan_status = g(rt)(self._scan_status)
         self.internal_source = g(rt, ids=("id",), token_purpose="source", key=False)(self._internal_source)
         self.internal_probe = g(rt, ids=("id",), token_purpose="probe", key=False)(self._internal_probe)
 
     async def _list(self, scope: Scope, receive: Receive, send: Send) -> None:
-        q = query(scope)
-        limit = param_int(q, "limit", 50, 1, 500)
-        offset = param_int(q, "offset", 0, 0, None)
-        problems = [{"field": n, "message": v} for n, v in (("limit", limit), ("offset", offset)) if isinstance(v, str)]
-        text = q.get("q") or None
-        if text is not None and len(text) > 200:
-            problems.append({"field": "q", "message": "q must be at most 200 characters"})
+        from .library import parse_list  # kind, show_id, season, sort and word-prefix q (metadata.md §4.6)
+
+        params, problems = parse_list(query(scope), media=True)
         if problems:
             await send_error(send, 422, "invalid_body", "The query parameters are not valid.", problems=problems)
             return
-        assert self.rt.catalog is not None
-        items, total = await asyncio.to_thread(self.rt.catalog.list_media, limit, offset, text)
+        assert self.rt.watch is not None
+        limit, offset, text = params.pop("limit"), params.pop("offset"), params.pop("q")
+        items, total = await self.rt.watch.list_media(self._user(scope), limit, offset, text, **params)
         await send_json(send, 200, {"items": items, "total": total}, head=scope["method"] == "HEAD")
 
+    @staticmethod
+    def _user(scope: Scope) -> str | None:
+        """The calling user's id (items carry their ``user_data``); None for signed-token callers."""
+        return scope["revenge.principal"] if "revenge.caller" in scope else None
+
     async def _get(self, scope: Scope, receive: Receive, send: Send, id: str) -> None:
-        assert self.rt.catalog is not None
-        item = await asyncio.to_thread(self.rt.catalog.get_media, id)
-        if item is None:
-            await send_error(send, 404, "media_not_found", "No media item has this id.")
+        assert self.rt.watch is not None
+        try:
+            item = await self.rt.watch.get_media(self._user(scope), id)
+        except ApiError as exc:
+            await send_error(send, exc.status, exc.code, exc.message)
             return
         await send_json(send, 200, item, head=scope["method"] == "HEAD")
 
     async def _progress(self, scope: Scope, receive: Receive, send: Send, id: str) -> None:
-        assert self.rt.catalog is not None
-        if await asyncio.to_thread(self.rt.catalog.get_file, id) is None:
-            await send_error(send, 404, "media_not_found", "No media item has this id.")
+        assert self.rt.watch is not None
+        try:
+            body = await self.rt.watch.resume_point(scope["revenge.principal"], id)
+        except ApiError as exc:
+            await send_error(send, exc.status, exc.code, exc.message)
             return
-        assert self.rt.progress is not None
-        await self.rt.progress.flush()  # the caller sees its latest heartbeat, not one 10 s old
-        p = await asyncio.to_thread(self.rt.catalog.get_progress, scope["revenge.principal"], id)
-        body = {"position_seconds": p["position_seconds"], "updated_at": p["updated_at"]} if p else \
-            {"position_seconds": 0.0, "updated_at": None}
         await send_json(send, 200, body)
 
     async def _serve_media(self, scope: Scope, receive: Receive, send: Send, id: str, cache: bytes,
@@ -102,14 +102,14 @@ class MediaHandlers:
         await self._get(scope, receive, send, id)
 
     async def _scan_start(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.rt.scanner is not None
+        assert self.rt.scans is not None
         try:
-            scan_id = self.rt.scanner.start()
+            scan_id = await self.rt.scans.start()
         except ScanInProgress:
             await send_error(send, 409, "scan_in_progress", "A library scan is already running.")
             return
         await send_json(send, 202, {"scan_id": scan_id})
 
     async def _scan_status(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.rt.scanner is not None
-        await send_json(send, 200, dict(self.rt.scanner.status))
+        assert self.rt.scans is not None
+        await send_json(send, 200, await self.rt.scans.status())

@@ -36,7 +36,7 @@ class PlaybackHandlers:
         self.list = g(rt)(self._list)
         self.get = g(rt, ids=("sid",))(self._get)
         self.delete = g(rt, ids=("sid",))(self._delete)
-        self.progress = g(rt, ids=("sid",))(self._progress)
+        self.progress = g(rt, ids=("sid",), csrf_body=True)(self._progress)
 
     @property
     def svc(self):  # type: ignore[no-untyped-def]
@@ -78,6 +78,9 @@ class PlaybackHandlers:
         try:
             self.svc.get(sid, scope["revenge.principal"])  # 404 before reading the body
             body = await read_json(scope, receive, self.rt.config.server.max_body_bytes)
+            if scope.get("revenge.csrf_in_body"):  # a beacon carries the CSRF token in its body
+                assert self.rt.auth is not None
+                body = self.rt.auth.check_body_csrf(scope, body)
             out = await self.svc.progress(sid, scope["revenge.principal"], body)
         except ApiError as exc:
             await send_api_error(send, exc)
@@ -110,6 +113,13 @@ class PlaybackHandlers:
             session.touch()
             if kind == "master":
                 await self._send_playlist(scope, send, session.master)
+            elif kind == "subs":
+                assert part is not None
+                if part.endswith("/index.m3u8"):
+                    await self._send_playlist(scope, send, self.svc.subtitle_playlist(session))
+                else:
+                    data, stored = await self.svc.subtitle_file(session, part)
+                    await self._send_subtitle(scope, send, part, data, stored)
             elif kind == "playlist":
                 assert job is not None
                 await self._send_playlist(scope, send, await self.svc.playlist(session, job))
@@ -128,6 +138,40 @@ class PlaybackHandlers:
             return
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", M3U8), (b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    async def _send_subtitle(self, scope: Scope, send: Send, part: str, data: bytes, stored: float) -> None:
+        """A WebVTT or ASS file, served like a segment: strong ETag, Last-Modified, Range, CORS."""
+        import blake3
+
+        from ..http_dates import format_http_date
+
+        ctype = b"text/x-ssa; charset=utf-8" if part.endswith(".ass") else b"text/vtt; charset=utf-8"
+        etag = f'"{blake3.blake3(data).hexdigest()[:32]}"'
+        max_age = self.rt.config.playback.segment_max_age
+        headers = [(b"cache-control", f"private, max-age={max_age}".encode()), (b"etag", etag.encode()),
+                   (b"accept-ranges", b"bytes"), (b"last-modified", format_http_date(stored).encode()),
+                   *STREAM_CORS]
+        req = request_headers(scope)
+        if req.get("if-none-match") == etag:
+            await send_empty(send, 304, headers)
+            return
+        status, body = 200, data
+        rng = req.get("range") if scope["method"] == "GET" else None
+        if rng:
+            from ..._native.ranges import RangeNotSatisfiable, parse_range
+            try:
+                ranges = parse_range(rng, len(data))
+            except RangeNotSatisfiable:
+                await send_error(send, 416, "range_not_satisfiable", "The requested range is outside the file.",
+                                 [(b"content-range", f"bytes */{len(data)}".encode()), *STREAM_CORS])
+                return
+            if ranges is not None and len(ranges) == 1:
+                a, b = ranges[0]
+                body, status = data[a:b + 1], 206
+                headers.append((b"content-range", f"bytes {a}-{b}/{len(data)}".encode()))
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", ctype), (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     async def _send_media(self, scope: Scope, receive: Receive, send: Send, session, job: Job, part: str,  # type: ignore[no-untyped-def]

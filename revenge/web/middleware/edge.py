@@ -46,7 +46,8 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 add_response_headers(message, rid)
-                if addr_key is not None and (status == 401 or status == 403):
+                if addr_key is not None and (status == 401 or status == 403) and \
+                        not scope.get("revenge.auth_nocount"):  # stale cookies, role 403s: users.md rule 14
                     self.limits.auth_failed(addr_key)
             await send(message)
 

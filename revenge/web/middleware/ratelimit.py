@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...resilience.client_address import bucket_key
-from ..auth import authenticate
+from ..auth import authenticate, presented_key
 from ..types import Scope
 
 if TYPE_CHECKING:
@@ -20,9 +20,13 @@ class RateLimitPolicy:
         self.rt = rt
 
     def _key(self, scope: Scope, address: str) -> str:
-        principal = authenticate(scope, self.rt.api_keys)[1]
-        if principal is not None:
-            return "k:" + principal
+        fingerprint = authenticate(scope, self.rt.api_keys)[1]
+        if fingerprint is not None:  # a key of auth.api_keys
+            return "k:" + fingerprint
+        auth = self.rt.auth
+        known = auth.peek_rate_key(scope, presented_key(scope)) if auth is not None else None
+        if known is not None:  # u:<user id> (users.md rule 10)
+            return known
         path = scope["path"]
         if path.startswith(_STREAM) and self.rt.tokens is not None:
             sid = self.rt.tokens.verify(path[len(_STREAM):].split("/", 1)[0], "stream")
@@ -41,7 +45,9 @@ class RateLimitPolicy:
         addr_key = bucket_key(address, limiter.cfg.ipv6_prefix)
         ra = limiter.blocked("auth_failure", addr_key)
         if ra is None:
-            ra = limiter.check("api", self._key(scope, addr_key))
+            # /api/v1/images/* has its own policy (API.md, rate_limit.images), not rate_limit.api
+            policy = "images" if scope["path"].startswith("/api/v1/images/") else "api"
+            ra = limiter.check(policy, self._key(scope, addr_key))
         if ra is None and scope["method"] == "POST" and scope["path"] == "/api/v1/playback/sessions":
             ra = limiter.check("session_start", self._key(scope, addr_key))
         return ra, addr_key

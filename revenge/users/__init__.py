@@ -1,0 +1,1 @@
+"""Accounts, sign-in, API keys and per-user watch state (users.md)."""

@@ -1,0 +1,6 @@
+import { signOut } from "./common.js";
+
+document.getElementById("logout").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  signOut();
+});

@@ -1,0 +1,117 @@
+"""The user store, one suite over both backends (``store`` = sqlite, postgres): accounts, sign-ins,
+API keys and watch state answer alike (jobs-and-storage.md §2; users.md)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from revenge.core.times import now_rfc3339
+from revenge.library.catalog import Catalog
+from revenge.users.store import ApiKey, SignIn, SqliteUserStore, User, UsernameTaken
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request, tmp_path: Path):
+    async def make():
+        if request.param == "sqlite":
+            from revenge.store.sqlite_catalog import Threaded
+            cat = Catalog(tmp_path / "c.db")
+            return Threaded(SqliteUserStore.of_catalog(cat)), Threaded(cat), cat.close
+        from revenge.store.postgres import open_pool
+        from revenge.store.postgres_catalog import PostgresCatalog
+        from revenge.store.postgres_users import PostgresUserStore
+        pool = await open_pool(request.getfixturevalue("postgres").create_database(), 1, 2)
+        return PostgresUserStore(pool), PostgresCatalog(pool), pool.close
+    return make
+
+
+def run(stores, body) -> None:
+    async def main():
+        users, catalog, close = await stores()
+        try:
+            await body(users, catalog)
+        finally:
+            out = close()
+            if asyncio.iscoroutine(out):
+                await out
+    asyncio.run(main())
+
+
+def new_user(name: str, role: str = "user") -> User:
+    return User(str(uuid.uuid4()), name, role, False, "$argon2id$x", now_rfc3339())
+
+
+def test_accounts(stores):
+    async def body(users, catalog):
+        admin = await users.builtin_admin_id()
+        assert admin is not None and (await users.get_user(admin)).username == "admin"
+        kid = new_user("Kid")
+        await users.add_user(kid)
+        with pytest.raises(UsernameTaken):
+            await users.add_user(new_user("kid"))  # names are case-insensitive
+        assert (await users.user_by_name("KID")).id == kid.id
+        got = await users.get_user(kid.id)
+        assert got == kid
+        assert [u.username for u in await users.list_users()] == ["admin", "Kid"]
+        await users.update_user(kid.id, role="admin", disabled=True, password_hash="$new")
+        got = await users.get_user(kid.id)
+        assert (got.role, got.disabled, got.password_hash) == ("admin", True, "$new")
+        assert await users.count_enabled_admins() == 1 and await users.count_by_role() == {"admin": 2, "user": 0}
+        assert await users.get_user("not-a-uuid") is None and await users.get_user(str(uuid.uuid4())) is None
+        assert await users.delete_user(kid.id) and not await users.delete_user(kid.id)
+    run(stores, body)
+
+
+def test_sign_ins_and_keys_and_cascades(stores):
+    async def body(users, catalog):
+        kid = new_user("kid")
+        await users.add_user(kid)
+        await users.add_sign_in(SignIn("h1", kid.id, 100.0, 100.0, 1000.0), "UA", "127.0.0.1")
+        await users.add_sign_in(SignIn("h2", kid.id, 100.0, 100.0, 150.0), None, None)
+        assert await users.get_sign_in("h1") == SignIn("h1", kid.id, 100.0, 100.0, 1000.0)
+        assert await users.count_sign_ins(120.0, 60.0) == 2
+        await users.touch({"h1": 500.0}, {})
+        await users.touch({"h1": 400.0}, {})  # never moves back
+        assert (await users.get_sign_in("h1")).last_seen_at == 500.0
+        assert await users.sweep_sign_ins(200.0, 1000.0) == 1  # h2 expired
+        key = ApiKey(str(uuid.uuid4()), kid.id, "abcd1234", "tv", now_rfc3339(), None)
+        await users.add_key(key, "hash-1")
+        assert (await users.key_by_hash("hash-1")).id == key.id and await users.key_by_hash("nope") is None
+        assert [k.name for k in await users.list_keys(kid.id)] == ["tv"] and await users.count_keys() == 1
+        await users.touch({}, {key.id: 77.0})
+        assert (await users.key_by_hash("hash-1")).last_used_at == 77.0
+        assert await users.delete_sign_ins(kid.id, keep="h1") == 0 and await users.get_sign_in("h1") is not None
+        await users.delete_user(kid.id)  # sign-ins and keys go with the account
+        assert await users.get_sign_in("h1") is None and await users.count_keys() == 0
+    run(stores, body)
+
+
+def test_watch_state(stores):
+    async def body(users, catalog):
+        kid = new_user("kid")
+        await users.add_user(kid)
+        probe = {"title": "Film", "container": "mkv", "duration_seconds": 600.0, "video": None, "audio": [],
+                 "subtitles": []}
+        [a, b] = await catalog.write_batch([(None, "/r", "a.mkv", 1, 1, probe), (None, "/r", "b.mkv", 1, 1, probe)],
+                                           [], [])
+        await catalog.set_progress_many([(kid.id, a, 120.0, False, False), (kid.id, b, 0.0, True, True),
+                                         (str(uuid.uuid4()), a, 5.0, False)])  # unknown user: skipped
+        p = await catalog.get_progress(kid.id, a)
+        assert p["position_seconds"] == 120.0 and not p["played"] and p["play_count"] == 0
+        data = await users.user_data(kid.id, [a, b, str(uuid.uuid4())])
+        assert set(data) == {a, b} and data[b]["played"] and data[b]["play_count"] == 1
+        assert data[b]["last_played_at"] is not None
+        assert await users.continue_watching(kid.id, 10) == [a]
+        await catalog.set_progress_many([(kid.id, b, 30.0, False, False)])  # a short replay keeps "played"
+        assert (await catalog.get_progress(kid.id, b))["played"]
+        await users.set_played(kid.id, a, True, now_rfc3339())
+        await users.set_played(kid.id, a, True, now_rfc3339())  # twice: one play
+        data = await users.user_data(kid.id, [a])
+        assert data[a]["played"] and data[a]["play_count"] == 1 and data[a]["position_seconds"] == 0
+        await users.set_played(kid.id, a, False, now_rfc3339())
+        data = await users.user_data(kid.id, [a])
+        assert not data[a]["played"] and data[a]["play_count"] == 1
+    run(stores, body)
