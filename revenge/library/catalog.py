@@ -24,6 +24,27 @@ from ..subtitles.tracks import public as public_subtitles
 SCHEMA_VERSION = latest("sqlite")
 
 
+
+def media_view(row: Any, media_id: str, probe: dict[str, Any], added_at: str | None, updated_at: str | None,
+               library: dict[str, Any]) -> dict[str, Any]:
+    """A media row as the API shows it, whichever backend read it (the caller converts its own id,
+    probe and time types)."""
+    return {
+        "id": media_id,
+        "title": row["title"],
+        "path_name": row["rel_path"],
+        "size": row["size"],
+        "duration_seconds": row["duration_seconds"],
+        "container": row["container"],
+        "bit_rate": row["bit_rate"],
+        "video": probe.get("video"),
+        "audio": probe.get("audio", []),
+        "subtitles": public_subtitles(probe.get("subtitles", [])),
+        "added_at": added_at,
+        "updated_at": updated_at,
+        **library,
+    }
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,22 +86,8 @@ class Catalog:
 
     @staticmethod
     def _item(row: sqlite3.Row) -> dict[str, Any]:
-        probe = orjson.loads(row["probe"])
-        return {
-            "id": row["id"],
-            "title": row["title"],
-            "path_name": row["rel_path"],
-            "size": row["size"],
-            "duration_seconds": row["duration_seconds"],
-            "container": row["container"],
-            "bit_rate": row["bit_rate"],
-            "video": probe.get("video"),
-            "audio": probe.get("audio", []),
-            "subtitles": public_subtitles(probe.get("subtitles", [])),
-            "added_at": row["added_at"],
-            "updated_at": row["updated_at"],
-            **library_store.view(row),
-        }
+        return media_view(row, row["id"], orjson.loads(row["probe"]), row["added_at"], row["updated_at"],
+                          library_store.view(row))
 
     def list_media(self, limit: int, offset: int, q: str | None, **filters: Any) -> tuple[list[dict[str, Any]], int]:
         """A page of listed items (stack parts after the first hidden): ``q`` is word-prefix search

@@ -15,7 +15,7 @@ from ..core.times import rfc3339
 from ..library.naming import normalise
 from . import postgres_library
 from .errors import translate
-from ..subtitles.tracks import public as public_subtitles
+from ..library.catalog import media_view
 
 
 def _time(t: _dt.datetime | None) -> str | None:
@@ -23,22 +23,8 @@ def _time(t: _dt.datetime | None) -> str | None:
 
 
 def _item(row: Any) -> dict[str, Any]:
-    probe = row["probe"]
-    return {
-        "id": str(row["id"]),
-        "title": row["title"],
-        "path_name": row["rel_path"],
-        "size": row["size"],
-        "duration_seconds": row["duration_seconds"],
-        "container": row["container"],
-        "bit_rate": row["bit_rate"],
-        "video": probe.get("video"),
-        "audio": probe.get("audio", []),
-        "subtitles": public_subtitles(probe.get("subtitles", [])),
-        "added_at": _time(row["added_at"]),
-        "updated_at": _time(row["updated_at"]),
-        **postgres_library.view(row),
-    }
+    return media_view(row, str(row["id"]), row["probe"], _time(row["added_at"]), _time(row["updated_at"]),
+                      postgres_library.view(row))
 
 
 def _uuid(value: str) -> uuid.UUID | None:

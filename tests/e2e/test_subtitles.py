@@ -19,6 +19,7 @@ import pytest
 
 from revenge.runtime import find_ffmpeg
 from tests.conftest import ServerProcess, start_server
+from tests.e2e.test_browser import node_modules  # noqa: F401  (fixture: Chromium, node, hls.js)
 from tests.subtitle_media import BITMAP, LATIN1, NAME, PLAIN, make, make_bitmap
 
 pytestmark = pytest.mark.e2e
@@ -272,18 +273,6 @@ def test_ffmpeg_reads_the_rendition_with_the_source_cues(srv, film, released, li
 
 
 # --- 7. hls.js in Chromium ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def node_modules() -> Path:
-    if shutil.which("chromium") is None or shutil.which("node") is None:
-        pytest.skip("Chromium and node are needed for the hls.js run")
-    if not (HERE / "node_modules" / "hls.js").exists() or not (HERE / "node_modules" / "playwright-core").exists():
-        res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
-                             capture_output=True, text=True, timeout=300)
-        if res.returncode != 0:
-            pytest.skip(f"npm install failed: {res.stderr.strip()[-300:]}")
-    return HERE / "node_modules"
-
-
 def _first_active(changes: list[dict], text: str, after: float = 0.0) -> float | None:
     for ch in changes:
         if ch["t"] >= after and any(text in t for t in ch["texts"]):
@@ -298,7 +287,7 @@ def _active_at(samples: list[dict], t: float) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["remux", pytest.param("transcode", marks=pytest.mark.slow)])
-def test_hlsjs_shows_the_right_cue_at_the_right_time(node_modules, srv, film, released, mode):
+def test_hlsjs_shows_the_right_cue_at_the_right_time(node_modules, srv, film, released, mode):  # noqa: F811
     body = {"subtitle_track": 0}
     if mode == "transcode":
         body["client_profile"] = {"max_width": 160}
