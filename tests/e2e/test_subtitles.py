@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -106,20 +105,17 @@ def wait_ready(url: str, timeout: float = 30) -> httpx.Response:
 
 # --- 1. held extraction: 503 first, sessions start as fast as without subtitles ------------------
 def test_held_extraction_answers_503_and_never_delays_the_start(srv, film, hold):
+    """Extraction is held (it cannot finish): every session start must still answer 201, so the start
+    does not wait for subtitles. Behaviour, not a speed: the hold never lifts during the starts, so a
+    start that waited would fail on the client's timeout instead of answering."""
     plain = srv.media_id(PLAIN)
-    timings: dict[str, list[float]] = {"subs": [], "plain": []}
     with srv.api() as c:
-        for _ in range(5):
-            for key, mid in (("subs", film["id"]), ("plain", plain)):
-                t = time.perf_counter()
-                r = c.post("/api/v1/playback/sessions", json={"media_id": mid}, headers=UA)
-                timings[key].append(time.perf_counter() - t)
-                assert r.status_code == 201
+        for _ in range(3):
+            for mid in (film["id"], plain):
+                r = c.post("/api/v1/playback/sessions", json={"media_id": mid}, headers=UA, timeout=10)
+                assert r.status_code == 201, r.text
+                assert hold.exists()  # still held: the answer came before extraction could run
                 c.delete(f"/api/v1/playback/sessions/{r.json()['session_id']}")
-    with_subs, without = statistics.median(timings["subs"]), statistics.median(timings["plain"])
-    print(f"session start, median of 5: with pending subtitles {with_subs * 1000:.1f} ms, "
-          f"without subtitles {without * 1000:.1f} ms")
-    assert with_subs <= without * 1.10 + 0.015, (with_subs, without)
     answer = session(srv, film["id"])
     base = base_of(srv, answer)
     for f in ("subs_0/seg-00000.vtt", "subs_0/full.vtt", "subs_1/full.ass"):

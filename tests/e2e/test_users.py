@@ -480,8 +480,10 @@ def test_unknown_user_costs_the_same_as_a_wrong_password(strict: ServerProcess) 
             bodies.add(r.content)
     assert len(bodies) == 1
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-    assert abs(med["wrong"] - med["unknown"]) <= 0.2 * max(med.values()), med
-    assert min(med.values()) > 0.01  # both really ran argon2 (64 MiB, 3 passes)
+    # both really ran argon2 (64 MiB, 3 passes: tens of ms); an unknown name that skipped the hash would
+    # answer in about a millisecond, far below half of a verification, whatever the machine's load
+    assert med["unknown"] >= 0.5 * med["wrong"] and med["wrong"] >= 0.5 * med["unknown"], med
+    assert min(med.values()) > 0.01
 
 
 def test_key_use_is_written_only_by_the_flush(srv: ServerProcess) -> None:
