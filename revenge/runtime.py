@@ -25,6 +25,7 @@ from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
 from .library.catalog import SCHEMA_VERSION, Catalog
 from .library.scanner import Scanner
+from .store.stores import Stores, open_stores
 from .library.scans import LibraryScans
 from .library.trickplay import Trickplay
 from .library.service import LibraryService
@@ -123,6 +124,7 @@ class Runtime:
         self.state = "starting"  # starting → ready → stopping
         self.api_keys: ApiKeys = ApiKeys([])
         self.tokens: TokenSigner | None = None
+        self.stores: Stores | None = None  # the store by area, async, SQLite or PostgreSQL (store/stores.py)
         self.catalog: Catalog | None = None
         self.scanner: Scanner | None = None
         self.jobs: JobService | None = None
@@ -182,8 +184,9 @@ class Runtime:
         self.api_keys = ApiKeys(list(self.config.auth.api_keys) or [ensure_secret(self.data_dir, "api_key")])
         secret = self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret")
         self.tokens = TokenSigner(secret)
-        db_path = Path(self.config.library.database) if self.config.library.database else self.data_dir / "catalog.db"
-        self.catalog = await asyncio.to_thread(Catalog, db_path)
+        self.stores = await open_stores(self.config, self.data_dir, default_node(self.config.server.port))
+        self.catalog = self.stores.sync_catalog  # the SQLite Catalog; services use self.stores
+        db_path = self.stores.sqlite_path
         await self._start_users(secret)
         self.media_items = await asyncio.to_thread(self.catalog.count)
         self.metrics.library_items.set_function(lambda: float(self.media_items))

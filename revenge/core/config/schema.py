@@ -263,6 +263,22 @@ class LazyConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the store lives (jobs-and-storage.md §1): empty ``url`` = SQLite in the data dir."""
+
+    url: str = opt("")
+    pool_min: int = opt(2, min=0, max=1000)
+    pool_max: int = opt(10, min=1, max=1000)
+    acquire_timeout: float = opt(5.0, min=0.01, kind="duration", reload=True)
+    statement_timeout: float = opt(10.0, min=0.01, kind="duration", reload=True)
+    connect_timeout: float = opt(5.0, min=0.01, kind="duration")
+    startup_timeout: float = opt(30.0, min=0, kind="duration")
+    statement_cache_size: int = opt(100, min=0, max=100000)
+    sqlite_readers: int = opt(2, min=1, max=64)
+    write_buffer_max: int = opt(100000, min=1, max=10_000_000, reload=True)
+
+
+@dataclass(frozen=True)
 class JobsConfig:
     """The job queue (jobs-and-storage.md §1); per-kind timeouts, attempts, priorities and
     concurrency are ``jobs.model.DEFAULT_KINDS``."""
@@ -354,6 +370,7 @@ class Config:
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     lazy: LazyConfig = field(default_factory=LazyConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     web: WebConfig = field(default_factory=WebConfig)
     subtitles: SubtitlesConfig = field(default_factory=SubtitlesConfig)
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
@@ -492,9 +509,42 @@ def cross_checks(cfg: Config) -> list[dict[str, str]]:
     if cfg.jobs.cancel_grace >= cfg.jobs.lease_seconds / 3:
         out.append({"key": "jobs.cancel_grace", "message": "must be below jobs.lease_seconds / 3 (a cancelled handler "
                                                            "must stop before its lease could expire)"})
+    out.extend(database_checks(cfg))
     if cfg.supervisor.max_restart_delay < cfg.supervisor.restart_delay:
         out.append({"key": "supervisor.max_restart_delay", "message": "must be at least supervisor.restart_delay"})
     return out
+
+
+def database_checks(cfg: Config) -> list[dict[str, str]]:
+    """jobs-and-storage.md §1/§7.1: a PostgreSQL URL with host and database, never echoed with its password."""
+    from urllib.parse import urlsplit
+
+    db = cfg.database
+    out = []
+    if db.pool_min > db.pool_max:
+        out.append({"key": "database.pool_min", "message": "must not exceed database.pool_max"})
+    if not db.url:
+        return out
+    try:
+        u = urlsplit(db.url)
+        host, name = u.hostname, u.path.lstrip("/")
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        u, host, name = None, None, ""
+    if u is None or u.scheme not in ("postgresql", "postgres") or not host or not name:
+        out.append({"key": "database.url", "message": f"{redact_url(db.url)} is not a postgresql:// URL with a host "
+                                                      "and a database name"})
+    elif cfg.library.database:
+        out.append({"key": "library.database", "message": "is the SQLite file; it cannot be set beside a "
+                                                          "PostgreSQL database.url"})
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password shown as ``***`` (messages and logs never carry credentials)."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def iter_keys(cls: type = Config, prefix: str = "") -> typing.Iterator[tuple[str, dataclasses.Field[Any]]]:
