@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http load soak tools build annotate debug clean
+.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http bench-store bench-start load soak tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,15 @@ build: $(STAMP) client
 serve: $(STAMP) client
 	$(VENV)/bin/revenge serve $(ARGS)
 
-# Debian test tools (ffmpeg, promtool, chromium for the hls.js test, postgresql for the store suites); best effort: tests that need a missing tool skip and say so.
+# Debian test tools (ffmpeg, promtool, chromium for the hls.js test, postgresql for the store suites, redis-server
+# and nginx for the cluster harness); best effort: tests that need a missing tool skip and say so.
 tools:
 	@need=""; command -v ffmpeg >/dev/null || need="$$need ffmpeg"; \
 	command -v promtool >/dev/null || need="$$need prometheus"; \
 	command -v chromium >/dev/null || need="$$need chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need="$$need nginx"; \
 	if [ -n "$$need" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		echo "installing test tools:$$need"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null 2>&1 || \
@@ -72,7 +75,7 @@ test-pure: $(STAMP)
 test-pure-all: $(STAMP)
 	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PYTEST_ARGS)
 
-bench: $(STAMP) bench-hot bench-http
+bench: $(STAMP) bench-hot bench-http bench-store bench-start
 
 bench-hot: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
@@ -96,6 +99,21 @@ bench-http: $(STAMP)
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx >/dev/null 2>&1; } || true
 	$(PY) benchmarks/http/run_http.py
+
+# store reads and job throughput on SQLite and on a throwaway PostgreSQL (Debian's postgresql, installed
+# here where it can be; without it the PostgreSQL rows are skipped and say why), vs the bare drivers and pgqueuer
+bench-store: $(STAMP)
+	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1; }; }; } || true
+	$(PY) benchmarks/store/run_store.py
+	$(PY) benchmarks/store/run_jobs.py
+
+# time to the first segment (cold start, resume, seek) vs bare ffmpeg; ffmpeg is the system one or
+# the static binary of the imageio-ffmpeg dependency
+bench-start: $(STAMP)
+	$(PY) benchmarks/start/run_start.py
 
 # player-emulating load (loopback, bounded); soak: 10 minutes, RSS and fds must stay flat
 load: $(STAMP)

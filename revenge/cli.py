@@ -102,6 +102,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not cfg.auth.api_keys:
         key = ensure_secret(data_dir, "api_key")
         print(f"revenge: API key (stored in {data_dir / 'api_key'}): {key}", file=sys.stderr)
+    if cfg.database.url:
+        import asyncio
+
+        from .store.stores import preflight, where
+
+        asyncio.run(preflight(cfg))
+        print(f"revenge: database: PostgreSQL at {where(cfg.database.url)}", file=sys.stderr, flush=True)
+    if cfg.cluster.redis_url:
+        import asyncio
+
+        from .cluster.service import preflight as cluster_preflight
+
+        asyncio.run(cluster_preflight(cfg))
     print(f"revenge: serving on http://{cfg.server.host}:{cfg.server.port}", file=sys.stderr, flush=True)
     run_server(cfg, os.path.abspath(args.config) if args.config else None, overrides)
     return 0
@@ -113,13 +126,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     import asyncio
 
     from .core.config import load_config
-    from .library.catalog import Catalog
     from .library.scanner import Scanner
 
     cfg = load_config(args.config, overrides=_overrides(args))
     data_dir = Path(cfg.server.data_dir).resolve()
     roots = [Path(p).resolve() for p in cfg.library.paths] or [data_dir / "demo"]
-    db = Path(cfg.library.database) if cfg.library.database else data_dir / "catalog.db"
     tty = sys.stderr.isatty()
 
     def draw(st: dict[str, Any], final: bool = False) -> None:
@@ -136,17 +147,24 @@ def cmd_scan(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         """Enqueues the scan job (merged into one already queued) and runs it here as ``cli/<pid>``
         — or, if a server's worker claims it first, follows it there until it ends."""
+        from .jobs.postgres_queue import PostgresJobQueue
         from .jobs.service import JobService
         from .jobs.sqlite_queue import SqliteJobQueue
         from .library.scans import KIND, LibraryScans
         from .observability.metrics import Registry
+        from .store.stores import open_stores
 
-        catalog = await asyncio.to_thread(Catalog, db)
-        queue = SqliteJobQueue(db)
-        await queue.open()
+        stores = await open_stores(cfg, data_dir, "cli")  # the server's store: SQLite file or PostgreSQL
+        queue: Any = (PostgresJobQueue(stores.dsn, pool=stores.pool) if stores.backend == "postgres"
+                      else SqliteJobQueue(stores.sqlite_path))
+        try:
+            await queue.open()
+        except BaseException:
+            await stores.close()
+            raise
         try:
             lib = cfg.library
-            scanner = Scanner(catalog, roots, lib.extensions, lib.probe_concurrency, lib.probe_timeout)
+            scanner = Scanner(stores.catalog, roots, lib.extensions, lib.probe_concurrency, lib.probe_timeout)
             jobs = JobService(queue, replace(cfg.jobs, workers=1, poll_interval=0.1), "cli", Registry())
             scans = LibraryScans(jobs.runner, queue, scanner)
             job_id = await jobs.runner.enqueue(KIND, {}, dedupe_key=KIND)
@@ -166,7 +184,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             return st
         finally:
             await queue.close()
-            await asyncio.to_thread(catalog.close)
+            await stores.close()
 
     st = asyncio.run(run())
     for err in st["errors"]:
@@ -177,17 +195,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     """``revenge db upgrade``: applies the missing schema steps and exits (the server does the same
     at start)."""
+    import asyncio
+
     from .core.config import load_config
-    from .library.catalog import Catalog
     from .store.migrations import latest
+    from .store.stores import open_stores
 
     cfg = load_config(args.config, overrides=_overrides(args))
-    db = Path(cfg.library.database) if cfg.library.database else Path(cfg.server.data_dir).resolve() / "catalog.db"
-    catalog = Catalog(db)
-    try:
-        print(f"revenge: the database schema is at {catalog.schema_version()} of {latest('sqlite')}")
-    finally:
-        catalog.close()
+
+    async def upgrade() -> tuple[int, str]:
+        stores = await open_stores(cfg, Path(cfg.server.data_dir).resolve(), "cli")  # applies the missing steps
+        try:
+            return await stores.catalog.schema_version(), stores.backend
+        finally:
+            await stores.close()
+
+    version, backend = asyncio.run(upgrade())
+    print(f"revenge: the database schema is at {version} of {latest(backend)}")
     return 0
 
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from ._native import _compat
@@ -23,13 +24,17 @@ from .core.errors import ConfigError
 from .core.lifecycle.shutdown import Shutdown
 from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
-from .library.catalog import SCHEMA_VERSION, Catalog
+from .library.catalog import Catalog
 from .library.scanner import Scanner
+from .store.migrations import latest as latest_migration
+from .store.measured import instrument as instrument_store
 from .store.stores import Stores, open_stores
 from .library.scans import LibraryScans
 from .library.trickplay import Trickplay
 from .library.service import LibraryService
 from .jobs.service import JobService
+from .jobs.leader import AlwaysLeader, PostgresLeader
+from .jobs.postgres_queue import PostgresJobQueue
 from .jobs.sqlite_queue import SqliteJobQueue
 from .observability.health import CheckFailed, HealthChecker, Report
 from .observability.instruments import Instruments
@@ -42,10 +47,10 @@ from .resilience.ratelimit import RateLimiter
 from .resilience.retry import Retry
 from .web.auth import ApiKeys, authenticate
 from .playback.cache.disk import DiskSegmentCache
-from .subtitles.service import SubtitleService, augment_probe
+from .subtitles.service import SubtitleService
 from .playback.cache.memory import MemorySegmentCache
 from .playback.cache.pressure import MemoryPressureMonitor
-from .playback.progress import ProgressWriter
+from .playback.progress import PENDING_FILE, ProgressWriter
 from .playback.service import PlaybackService
 from .playback.transcode.local import Job
 from .playback.transcode.manager import EncoderManager, auto_max_encoders
@@ -56,7 +61,6 @@ from .users.metrics import AuthInstruments
 from .users.passwords import Passwords
 from .users.service import ADMIN_PASSWORD_FILE, AccountService, ensure_builtin_admin, print_once
 from .users.signin import AuthService
-from .users.store import SqliteUserStore
 from .users.watch import WatchService
 
 log = logging.getLogger("revenge")
@@ -125,6 +129,7 @@ class Runtime:
         self.api_keys: ApiKeys = ApiKeys([])
         self.tokens: TokenSigner | None = None
         self.stores: Stores | None = None  # the store by area, async, SQLite or PostgreSQL (store/stores.py)
+        self.cluster: Any = None  # cluster/service.py Cluster when cluster.redis_url is set
         self.catalog: Catalog | None = None
         self.scanner: Scanner | None = None
         self.jobs: JobService | None = None
@@ -165,7 +170,7 @@ class Runtime:
         self.remote_bulkhead: Bulkhead | None = None
         # users.md: accounts, sign-in, keys, watch state (built at start, once the catalog is open)
         self.auth_metrics = AuthInstruments(self.registry)
-        self.user_store: SqliteUserStore | None = None
+        self.user_store: Any = None  # stores.users: the async users store of either backend
         self.passwords: Passwords | None = None
         self.auth: AuthService | None = None
         self.accounts: AccountService | None = None
@@ -186,26 +191,31 @@ class Runtime:
         self.tokens = TokenSigner(secret)
         self.stores = await open_stores(self.config, self.data_dir, default_node(self.config.server.port))
         self.catalog = self.stores.sync_catalog  # the SQLite Catalog; services use self.stores
-        db_path = self.stores.sqlite_path
+        instrument_store(self.stores, self.registry)
+        if self.config.cluster.redis_url:
+            await self._join_cluster(secret)
         await self._start_users(secret)
-        self.media_items = await asyncio.to_thread(self.catalog.count)
+        self.media_items = await self.stores.catalog.count()
         self.metrics.library_items.set_function(lambda: float(self.media_items))
         lib = self.config.library
-        self.scanner = Scanner(self.catalog, self.library_roots, lib.extensions, lib.probe_concurrency,
+        self.scanner = Scanner(self.stores.catalog, self.library_roots, lib.extensions, lib.probe_concurrency,
                                lib.probe_timeout, self._scan_finished)
-        queue = SqliteJobQueue(db_path)
+        queue, leadership = self._job_queue()
         await queue.open()
-        self.jobs = JobService(queue, self.config.jobs, default_node(self.config.server.port), self.registry)
+        self.jobs = JobService(queue, self.config.jobs, default_node(self.config.server.port), self.registry,
+                               leadership)
         self.scans = LibraryScans(self.jobs.runner, queue, self.scanner)
-        self.subtitles = SubtitleService(self)
-        self.scanner.post_probe = self._subtitle_sidecars
-        self.scanner.sidecars_changed = lambda root, files: self.subtitles.refresh_sidecars(  # type: ignore[union-attr]
-            root, files, self.config.library.extensions) if self.config.subtitles.enabled else []
+        self.subtitles = SubtitleService(
+            self.stores.subtitles, self.jobs.runner, lambda: self.config.subtitles, lambda: self.config.library.extensions,
+            lambda: self.ffmpeg_path, self.media_source_path, self.data_dir / "cache" / "subtitles",
+            self.data_dir / "subtitle-work", self.metrics)
+        self.scanner.post_probe = self.subtitles.sidecars
+        self.scanner.sidecars_changed = self.subtitles.sidecars_changed
         self._start_library()
         self.scans.after_scan.append(self.subtitles.after_scan)
+        self.scans.late_errors.append(self.subtitles.failed_errors)  # failed tracks are scan errors
         self.trickplay = Trickplay(self.jobs.runner, self.data_dir, lambda: self.ffmpeg_path, self._media_identity,
-                                   self.media_source_path,
-                                   lambda: asyncio.to_thread(self.catalog.identities))  # type: ignore[union-attr]
+                                   self.media_source_path, self.stores.catalog.identities)
         self.scans.after_scan.append(self.trickplay.after_scan)
         await asyncio.to_thread(self._probe_ffmpeg)
         tc = self.config.transcoder
@@ -225,16 +235,22 @@ class Runtime:
             tc.max_ahead_segments, remote=self.remote_client, source_url_for=self._source_url,
             poll_interval=tc.remote_poll_interval, disk=self.disk_cache,
         )
-        self.progress = ProgressWriter(self.catalog)
+        self.progress = ProgressWriter(self.stores.catalog, users=self.stores.users,
+                                       max_buffered=lambda: self.config.database.write_buffer_max,
+                                       gauge=self.auth_metrics.buffered_writes,
+                                       pending_path=self.data_dir / PENDING_FILE)
+        await self.progress.replay()  # what a shutdown during an outage kept, before serving
         self.playback = PlaybackService(self, self.encoders)
         assert self.user_store is not None
-        self.watch = WatchService(self.catalog, self.user_store, self.progress)
-        self.admin_sessions = AdminSessions(self.playback, self.catalog, self.user_store,
+        self.watch = WatchService(self.stores.catalog, self.user_store, self.progress)
+        self.admin_sessions = AdminSessions(self.playback, self.stores.catalog, self.user_store,
                                             lambda: default_node(self.config.server.port))
         self.rate_limiter = RateLimiter(self.config.rate_limit, self.metrics)
         self._register_checks()
         self._register_workers()
         self._register_hooks()
+        if self.cluster is not None:
+            self._wire_cluster()
         self.memory_monitor.check()
         await self.supervisor.start()
         self.metrics.config_last_reload_success.set(1)
@@ -244,30 +260,117 @@ class Runtime:
         self.state = "ready"
         log.info("revenge %s ready (native=%s)", self.version, self.native)
 
+    async def _join_cluster(self, secret: str) -> None:
+        """cluster.md §2: Redis reachable, the shared fingerprints, this node's id claimed."""
+        from .cluster.service import Cluster
+
+        self.cluster = Cluster(self.config, self.registry, self.version, self._node_stats,
+                               lambda: self.ffmpeg_identity, self.metrics)
+        await self.cluster.join(secret)
+
+    def _node_stats(self) -> dict[str, Any]:
+        """What the node record says about this node's load (cluster.md §2 rule 2)."""
+        sessions = len(self.playback.sessions.all()) if self.playback is not None else 0
+        encoders = self.encoders.active if self.encoders is not None else 0
+        try:
+            load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        except OSError:
+            load = 0.0
+        return {"sessions": sessions, "encoders": encoders, "load": round(load, 3)}
+
+    def node_view(self) -> dict[str, Any]:
+        """This instance as ``/api/v1/admin/cluster`` lists a node (one instance: the only one)."""
+        from .cluster.service import internal_url_of, node_id_of
+        from .core.times import rfc3339
+
+        started = time.time() - self.uptime
+        return {"node_id": node_id_of(self.config), "internal_url": internal_url_of(self.config),
+                "started_at": rfc3339(started), "last_seen": rfc3339(time.time()), "version": self.version,
+                **self._node_stats()}
+
+    def _wire_cluster(self) -> None:
+        """Events → the parts they invalidate; workers, checks and hooks of the cluster."""
+        from .cluster.wiring import wire_events
+
+        c = self.cluster
+
+        async def end_local(sid: str, reason: str) -> None:
+            s = self.playback.sessions.get(sid) if self.playback is not None else None
+            if s is not None:
+                await self.playback.end(s, reason, local_only=True)  # type: ignore[union-attr]
+
+        async def reload() -> None:
+            if self.reloader is not None:
+                await self.reloader.reload("cluster event")
+
+        wire_events(c.events, drop_file_rows=self._file_rows.clear, auth=self.auth, end_local_session=end_local,
+                    reload_config=reload)
+        c.cached_sessions = lambda: len(self.playback.sessions.all()) if self.playback is not None else 0
+        if self.playback is not None:
+            cc = self.config.cluster
+
+            async def ended(sid: str, reason: str) -> None:
+                await c.events.publish("session_ended", session_id=sid, reason=reason)
+
+            self.playback.share(c.sessions(cc), ended)
+        self.supervisor.add(ChildSpec("cluster_heartbeat", c.nodes.run))
+        self.supervisor.add(ChildSpec("cluster_events", c.events.run))
+        peer_bh = Bulkhead("peer_fetch", 64, 128, 2.0, self._bulkhead_rejected)  # cluster.md §5 rule 3
+        self._export_bulkhead(peer_bh)
+        leases, _peers = c.segments(self.tokens, peer_bh)
+        self.supervisor.add(ChildSpec("cluster_leases", leases.run))
+        self.health.register("redis", "warm", c.check_redis, timeout=max(1.0, self.config.cluster.redis_timeout * 3))
+        self.health.register("cluster", "warm", c.check_cluster)
+        self.shutdown.register(27, "leases", c.leave)
+        self.shutdown.register(55, "redis", c.close)
+
+    def _job_queue(self) -> tuple[Any, Any]:
+        """The jobs table of the store's backend: polled SQLite (always the leader), or PostgreSQL on
+        the store's pool with LISTEN/NOTIFY and the advisory-lock leader (jobs-and-storage.md §4–5)."""
+        assert self.stores is not None
+        if self.stores.backend == "postgres":
+            return (PostgresJobQueue(self.stores.dsn, pool=self.stores.pool),
+                    PostgresLeader(self.stores.dsn, self.config.jobs.leader_interval))
+        assert self.stores.sqlite_path is not None
+        return SqliteJobQueue(self.stores.sqlite_path), AlwaysLeader()
+
     def _start_library(self) -> None:
         """The library service the scanner asks (classification, local metadata, artwork) and its
         jobs; providers join in ``metadata/`` when a key is configured."""
-        assert self.catalog is not None and self.jobs is not None and self.scanner is not None
-        self.library = LibraryService(self.catalog, self.data_dir, self.config, self.jobs.runner,
+        assert self.stores is not None and self.jobs is not None and self.scanner is not None
+        self.library = LibraryService(self.stores, self.data_dir, self.config, self.jobs.runner,
                                       lambda: self.ffmpeg_path, self.media_source_path,
                                       tone_map=lambda: self.tone_map_available)
         self.scanner.library = self.library
+        self._start_providers()
+
+    def _start_providers(self) -> None:
+        """metadata.md §5: TMDb / TheTVDB for the ``metadata_refresh`` jobs, each on when its key is set."""
+        from .metadata.providers import build as build_providers
+
+        lib = self.library
+        assert lib is not None
+        lib.providers = build_providers(self.config, self.data_dir, self.breakers, self.metrics, lib.queries,
+                                        lib.images, self._bulkhead_rejected)
+        lib.providers_on = lambda: lib.providers is not None
+        for c in lib.providers.clients if lib.providers is not None else []:
+            self._export_bulkhead(c.bulkhead)
 
     async def _start_users(self, secret: str) -> None:
         """Users, passwords and sign-in over the catalog database; the first start sets the built-in
         admin's password and prints it once (users.md rule 3)."""
-        assert self.catalog is not None
+        assert self.stores is not None
         a = self.config.auth
         pb = self.config.playback
         if pb.max_sessions_per_key is not None and pb.max_sessions_per_user is None:
             log.warning("playback.max_sessions_per_key is the old name of playback.max_sessions_per_user; "
                         "it is read as playback.max_sessions_per_user")
-        store = self.user_store = SqliteUserStore.of_catalog(self.catalog)
+        store = self.user_store = self.stores.users
         m = self.auth_metrics
         self.passwords = Passwords(a.argon2, lambda op, secs: m.hash_seconds.labels(op).observe(secs),
                                    self._bulkhead_rejected)
         self._export_bulkhead(self.passwords.bulkhead)
-        password = await asyncio.to_thread(ensure_builtin_admin, store, self.passwords, self.data_dir)
+        password = await ensure_builtin_admin(store, self.passwords, self.data_dir)
         srv = self.config.server
         host = "127.0.0.1" if srv.host in ("0.0.0.0", "::", "") else srv.host
         print_once(password, self.data_dir / ADMIN_PASSWORD_FILE, srv.public_url or f"http://{host}:{srv.port}/")
@@ -275,8 +378,8 @@ class Runtime:
         self.auth = AuthService(store, self.passwords, lambda: self.config.auth,
                                 lambda scope: authenticate(scope, self.api_keys)[1],
                                 secret, m, self._trusted_peer, lambda: self.config.server.cors_origins, dummy)
-        self.auth.builtin_admin_id = await asyncio.to_thread(store.builtin_admin_id)
-        self.auth.builtin_admin = await asyncio.to_thread(store.get_user, self.auth.builtin_admin_id or "")
+        self.auth.builtin_admin_id = await store.builtin_admin_id()
+        self.auth.builtin_admin = await store.get_user(self.auth.builtin_admin_id or "")
         if self.auth.builtin_admin is None:
             raise ConfigError([{"key": "library.database", "message": "the built-in admin user is missing"}])
         await self.auth.recount()
@@ -351,6 +454,7 @@ class Runtime:
         assert self.jobs is not None and self.scans is not None
         sup.add(ChildSpec("job_runner", self.jobs.runner.run))
         sup.add(ChildSpec("job_stats", lambda: self._every(self.config.jobs.stats_interval, self.jobs.sample)))  # type: ignore[union-attr]
+        sup.add(ChildSpec("leader_election", self.jobs.leadership.run))
         sup.add(ChildSpec("leader", lambda: self.jobs.leader(  # type: ignore[union-attr]
             self._scheduled_scan, lambda: self.config.library.scan_interval)))
 
@@ -396,18 +500,24 @@ class Runtime:
                 await asyncio.to_thread(self.disk_cache.write_index)
             if self.remote_client is not None:
                 await self.remote_client.lazy.close()
+            if self.library is not None and self.library.providers is not None:
+                await self.library.providers.close()  # the metadata providers' HTTP clients
 
         async def jobs() -> None:
             if self.jobs is not None:
                 await self.jobs.runner.hand_back()
 
         async def database() -> None:
+            if self.progress is not None:  # held watch-state writes: written, else pending_writes.jsonl
+                await self.progress.stop(min(2.0, self.config.shutdown.hook_timeout / 2))
             if self.scanner is not None:
                 await self.scanner.cancel()
             if self.jobs is not None:
                 await self.jobs.queue.close()
-            if self.catalog is not None:
-                await asyncio.to_thread(self.catalog.close)
+            if self.jobs is not None and hasattr(self.jobs.leadership, "close"):
+                await self.jobs.leadership.close()  # drops the leader lock with its connection
+            if self.stores is not None:
+                await self.stores.close()  # PostgreSQL: the pool; SQLite: checkpoint and close
 
         async def flush_logs() -> None:
             for h in logging.getLogger("revenge").handlers:
@@ -483,6 +593,8 @@ class Runtime:
         self.health.cache_ttl = new.health.cache_ttl
         self.health.default_timeout = new.health.default_timeout
         self.breakers.reconfigure()
+        if self.library is not None and self.library.providers is not None:
+            self.library.providers.reconfigure(new)  # metadata providers' retry and bulkhead
 
     def api_keys_fallback(self) -> list[str]:
         return [ensure_secret(self.data_dir, "api_key")]
@@ -508,7 +620,7 @@ class Runtime:
     def _register_checks(self) -> None:
         h = self.health
         h.register("lifecycle", "critical", self._check_lifecycle)
-        h.register("database", "critical", self._check_database, blocking=True)
+        h.register("database", "critical", self._check_database)
         h.register("jobs", "warm", self._check_jobs)
         h.register("disk_space", "warm", self._check_disk_space, blocking=True)
         h.register("ffmpeg", "warm", self._check_ffmpeg, timeout=5.0, blocking=True)
@@ -517,6 +629,8 @@ class Runtime:
         h.register("supervisor", "warm", self._check_supervisor)
         if self.remote_client is not None:
             h.register("transcoder_remote", "cold", self._check_remote, timeout=2.5)
+        for c in self.library.providers.clients if self.library is not None and self.library.providers else []:
+            h.register(f"metadata_{c.name}", "cold", c.check, timeout=min(c.request_timeout, 5.0) + 0.5)
 
     def _check_lifecycle(self) -> None:
         if self.state == "starting":
@@ -524,11 +638,17 @@ class Runtime:
         if self.state == "stopping":
             raise CheckFailed("shutting down")
 
-    def _check_database(self) -> None:
-        assert self.catalog is not None
-        version = self.catalog.schema_version()
-        if version < SCHEMA_VERSION:
-            raise CheckFailed(f"the database schema is at {version}, older than the {SCHEMA_VERSION} this revenge needs")
+    async def _check_database(self) -> None:
+        """One round trip within the check's timeout, and a schema no older than this code needs;
+        the error names ``host:port/database`` (never credentials)."""
+        assert self.stores is not None
+        try:
+            version = await self.stores.schema_version()
+        except Exception as exc:
+            raise CheckFailed(f"{self.stores.where}: {type(exc).__name__}") from None
+        needed = latest_migration(self.stores.backend)
+        if version < needed:
+            raise CheckFailed(f"the database schema is at {version}, older than the {needed} this revenge needs")
 
     async def _check_jobs(self) -> None:
         assert self.jobs is not None
@@ -548,12 +668,6 @@ class Runtime:
         row = await self.media_file(media_id)
         real = self.library_real_path(*row) if row is not None else None
         return real if real is not None and os.path.isfile(real) else None
-
-    def _subtitle_sidecars(self, path: Path, probe: dict) -> list[dict[str, str]]:
-        sc = self.config.subtitles
-        if not sc.enabled:
-            return []
-        return augment_probe(path, probe, self.config.library.extensions, sc.max_sidecar_bytes, sc.fallback_encoding)
 
     def _probe_ffmpeg(self) -> None:
         """The lazy ffmpeg capability probe: which binary, its version, whether it can tone-map."""
@@ -579,34 +693,37 @@ class Runtime:
 
     async def _media_identity(self, media_id: str) -> tuple[dict, int, int] | None:
         """(item, size, mtime_ns) of a media row, for files derived from it."""
-        assert self.catalog is not None
-        item = await asyncio.to_thread(self.catalog.get_media, media_id)
-        ids = await asyncio.to_thread(self.catalog.identities, media_id)
+        assert self.stores is not None
+        item = await self.stores.catalog.get_media(media_id)
+        ids = await self.stores.catalog.identities(media_id) if item is not None else []
         return None if item is None or not ids else (item, ids[0][1], ids[0][2])
 
     async def media_file(self, media_id: str) -> tuple[str, str] | None:
+        """(root, rel_path) of a media row, cached until the next scan finishes (§2.7)."""
         row = self._file_rows.get(media_id)
         if row is None:
-            assert self.catalog is not None
-            row = await asyncio.to_thread(self.catalog.get_file, media_id)
+            assert self.stores is not None
+            row = await self.stores.catalog.get_file(media_id)
             if row is not None:
                 if len(self._file_rows) > 50_000:
                     self._file_rows.clear()
                 self._file_rows[media_id] = row
         return row
 
-    def _scan_finished(self, status: dict, seconds: float) -> None:
+    async def _scan_finished(self, status: dict, seconds: float) -> None:
         self._file_rows.clear()
         self.metrics.library_scans.labels("ok" if status["state"] == "idle" else "failed").inc()
         self.metrics.library_scan_duration.observe(seconds)
-        if self.catalog is not None:
+        if self.stores is not None:
             try:
-                self.media_items = self.catalog.count()
+                self.media_items = await self.stores.catalog.count()
             except Exception:  # the gauge keeps its last value; the catalog check reports the fault
                 log.exception("could not count the catalog")
         log.info("library scan %s: %s seen, %s added, %s updated, %s removed, %s errors", status["state"],
                  status["files_seen"], status["files_added"], status["files_updated"], status["files_removed"],
                  len(status["errors"]))
+        if self.cluster is not None:  # the other nodes drop their cached file rows too (cluster.md §7)
+            await self.cluster.events.publish("scan_finished", job_id=status.get("job_id"), state=status["state"])
 
     def _check_disk_space(self) -> None:
         free = shutil.disk_usage(self.data_dir).free

@@ -222,3 +222,19 @@ def postgres() -> Iterator[object]:
         yield server
     finally:
         remove(server)
+
+
+# --- real Redis --------------------------------------------------------------------------------
+
+@pytest.fixture
+def redis_server() -> Iterator[object]:
+    """A throwaway redis-server per test (tests/redis_server.py): tests may kill it and start it empty."""
+    from tests.redis_server import remove, start_redis
+
+    server = start_redis()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        remove(server)

@@ -13,6 +13,7 @@ Usage: python benchmarks/start/run_start.py [--rounds 3] [--duration 90]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -186,6 +187,10 @@ def main() -> int:
     for name, _, _ in CASES:
         a, b = statistics.median(ours[name]), statistics.median(theirs[name])
         print(f"| {name:<24} | {a:>7.2f}s | {b:>10.2f}s | {a / b:>15.2f}× |")
+    out = ROOT / ".benchmarks" / "start.json"
+    out.write_text(json.dumps({"cpu_count": os.cpu_count(), "rounds": args.rounds, "duration": args.duration,
+                               "segment_seconds": D, "revenge_s": ours, "bare_ffmpeg_s": theirs}, indent=1))
+    print(f"\nsaved .benchmarks/{out.name}")
     return 0
 
 

@@ -163,9 +163,10 @@ class JobRunner:
                             self._start(job)
                     except Exception as exc:  # the database is away: try again at the next poll
                         log.warning("job queue unavailable: %s", exc)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that meets a wake-up
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
         finally:
             renewer.cancel()
@@ -251,8 +252,9 @@ class JobRunner:
         interval = max(0.05, self.lease_seconds / 3)
         while True:
             try:
-                await asyncio.wait_for(self._renew_wake.wait(), interval)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(interval):
+                    await self._renew_wake.wait()
+            except TimeoutError:
                 pass
             self._renew_wake.clear()
             await self.renew_now()

@@ -3,18 +3,20 @@ store, and resized renditions.
 
 Bytes are stored once per key (blake3 of the bytes) under ``<data_dir>/images/``; a row's id never
 changes content (new bytes → new key → new id), which keeps ``immutable`` caching honest.
-Renditions are cached on disk under blake3(key ‖ width ‖ format ‖ resizer version). All of it is
-blocking work for threads; the ffmpeg frame grab is a subprocess in its own process group with a
-timeout.
+Renditions are cached on disk under blake3(key ‖ width ‖ format ‖ resizer version). Image rows
+are the store's ``images`` area (``SqliteImages`` here, ``PostgresImages`` on PostgreSQL); file,
+Pillow and ffmpeg work is blocking, for threads; the ffmpeg frame grab is a subprocess in its own
+process group with a timeout.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import os
 import signal
 import subprocess
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from .catalog import now_rfc3339
 
 EXTS = ("jpg", "jpeg", "png", "webp")
 MAX_PIXELS = 50_000_000
+BLOCKING_TIMEOUT = 60.0  # s: ImageStore.add_file waiting on PostgreSQL from a worker thread
 RESIZER_VERSION = "1"
 MIMES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -56,52 +59,26 @@ def inspect(data: bytes) -> tuple[str, int, int]:
     return MIMES[fmt], w, h
 
 
-class ImageStore:
-    """Image rows in the catalog database and their bytes under ``directory``."""
+class SqliteImages:
+    """Image rows in the catalog database (``stores.images`` on SQLite, behind ``Threaded``; the
+    PostgreSQL twin is ``store.postgres_library.PostgresImages``): one row per key."""
 
-    def __init__(self, catalog: Any, directory: Path) -> None:
+    def __init__(self, catalog: Any) -> None:
         self.db, self.lock = catalog.connection()
-        self.dir = directory
-        self.cache_dir = directory / "renditions"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, float] = {}  # path → mtime of local files already imported
-        self._flock = threading.Lock()
 
-    def path_of(self, key: str) -> Path:
-        return self.dir / key[:2] / key
-
-    def add_bytes(self, data: bytes, source: str) -> str:
-        key = blake3.blake3(data).hexdigest()
+    def by_key(self, key: str) -> str | None:
         with self.lock:
             row = self.db.execute("SELECT id FROM images WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return str(row[0])
-        mime, w, h = inspect(data)
-        path = self.path_of(key)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        image_id = str(uuid.uuid4())
+        return None if row is None else str(row[0])
+
+    def add(self, image_id: str, key: str, mime: str, width: int, height: int, source: str) -> str:
+        """The id of ``key``'s row: this one, or the one another writer stored first."""
         with self.lock:
             self.db.execute("INSERT OR IGNORE INTO images (id, key, mime, width, height, source, state, created_at)"
-                            " VALUES (?,?,?,?,?,?, 'ready', ?)", (image_id, key, mime, w, h, source, now_rfc3339()))
+                            " VALUES (?,?,?,?,?,?, 'ready', ?)", (image_id, key, mime, width, height, source,
+                                                                  now_rfc3339()))
             row = self.db.execute("SELECT id FROM images WHERE key = ?", (key,)).fetchone()
         return str(row[0])
-
-    def add_file(self, path: str, source: str = "local", max_bytes: int = 64 * 1024 * 1024) -> str | None:
-        """The image id of a local artwork file, or None when it is not a usable image."""
-        try:
-            if os.path.getsize(path) > max_bytes:
-                return None
-            with open(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
-            return self.add_bytes(data, source)
-        except (OSError, ImageError):
-            return None
 
     def get(self, image_id: str) -> dict[str, Any] | None:
         with self.lock:
@@ -110,6 +87,93 @@ class ImageStore:
         if row is None:
             return None
         return {"id": row[0], "key": row[1], "mime": row[2], "width": row[3], "height": row[4], "source": row[5]}
+
+
+class ImageStore:
+    """Image bytes under ``directory`` and their rows in the async images area (``stores.images``).
+
+    ``add_bytes`` and ``get`` are coroutines for the event loop; ``add_file`` blocks, for the
+    organizer on a worker thread: it calls the SQLite rows directly there (``Threaded.sync``; that
+    thread is already off the loop) or hands the PostgreSQL call to the loop and waits for it.
+    """
+
+    def __init__(self, rows: Any, directory: Path, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.rows = rows
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        self.loop = loop
+        self.dir = directory
+        self.cache_dir = directory / "renditions"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, key: str) -> Path:
+        return self.dir / key[:2] / key
+
+    def _store(self, key: str, data: bytes) -> tuple[str, int, int]:
+        """(mime, width, height) of the bytes, written once under their key (blocking)."""
+        mime, w, h = inspect(data)
+        path = self.path_of(key)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        return mime, w, h
+
+    async def add_bytes(self, data: bytes, source: str) -> str:
+        """The image id of these bytes (an existing row for the same key, else a new one)."""
+        key = await asyncio.to_thread(lambda: blake3.blake3(data).hexdigest())
+        found = await self.rows.by_key(key)
+        if found is not None:
+            return found
+        mime, w, h = await asyncio.to_thread(self._store, key, data)
+        return await self.rows.add(str(uuid.uuid4()), key, mime, w, h, source)
+
+    async def get(self, image_id: str) -> dict[str, Any] | None:
+        return await self.rows.get(image_id)
+
+    def _blocking(self, name: str, *args: Any) -> Any:
+        sync = getattr(self.rows, "sync", None)
+        if sync is not None:
+            return getattr(sync, name)(*args)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("ImageStore.add_file blocks: call it from a worker thread")
+        if self.loop is None:
+            raise RuntimeError("ImageStore has no event loop to reach its rows")
+        future = asyncio.run_coroutine_threadsafe(getattr(self.rows, name)(*args), self.loop)
+        try:
+            return future.result(BLOCKING_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            from ..store.errors import StoreUnavailable
+
+            raise StoreUnavailable(f"the image rows did not answer within {BLOCKING_TIMEOUT:g} s") from None
+
+    def add_file(self, path: str, source: str = "local", max_bytes: int = 64 * 1024 * 1024) -> str | None:
+        """The image id of a local artwork file, or None when it is not a usable image (blocking:
+        call from a worker thread)."""
+        try:
+            if os.path.getsize(path) > max_bytes:
+                return None
+            with open(path, "rb") as fh:
+                data = fh.read(max_bytes + 1)
+            key = blake3.blake3(data).hexdigest()
+            found = self._blocking("by_key", key)
+            if found is not None:
+                return found
+            mime, w, h = self._store(key, data)
+        except (OSError, ImageError):
+            return None
+        return self._blocking("add", str(uuid.uuid4()), key, mime, w, h, source)
 
     def rendition(self, image: dict[str, Any], width: int | None, webp: bool) -> tuple[Path, str, str]:
         """(file, mime, etag) of the image at ``min(width, original)`` in WebP (q 80) or JPEG (q 85)."""

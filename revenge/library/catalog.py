@@ -228,10 +228,12 @@ class Catalog:
         self.set_progress_many([(user_id, media_id, position, completed)])
 
     def set_progress_many(self, rows: list[tuple[Any, ...]]) -> None:
-        """(user_id, media_id, position, played[, count_it]) rows in one transaction; unknown media or
+        """(user_id, media_id, position, played[, count_it[, at]]) rows in one transaction; unknown media or
         users skipped. ``played`` never clears a stored played flag (a later short play keeps it);
-        ``count_it`` adds one play and stamps ``last_played_at``."""
-        ts = now_rfc3339()
+        ``count_it`` adds one play and stamps ``last_played_at``. ``at`` is the report time (RFC 3339,
+        default now): a row applies only when it is newer than the stored ``updated_at``, so a late
+        flush or a replay never rolls a resume point back nor counts a play twice (jobs-and-storage.md §2.6)."""
+        now = now_rfc3339()
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -239,6 +241,7 @@ class Catalog:
                 for row in rows:
                     user_id, media_id, position, played = row[:4]
                     count = int(bool(row[4])) if len(row) > 4 else int(bool(played))
+                    ts = row[5] if len(row) > 5 and row[5] else now
                     db.execute(
                         "INSERT INTO watch_state (user_id, media_id, position_seconds, played, play_count,"
                         " last_played_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?"
@@ -246,7 +249,8 @@ class Catalog:
                         " ON CONFLICT (user_id, media_id) DO UPDATE SET position_seconds=excluded.position_seconds,"
                         " played=MAX(played, excluded.played), play_count=play_count + ?,"
                         " last_played_at=COALESCE(excluded.last_played_at, last_played_at),"
-                        " updated_at=excluded.updated_at",
+                        " updated_at=excluded.updated_at"
+                        " WHERE watch_state.updated_at IS NULL OR excluded.updated_at > watch_state.updated_at",
                         (user_id, media_id, position, int(bool(played)), count, ts if count else None, ts,
                          media_id, user_id, count),
                     )

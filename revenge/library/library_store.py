@@ -38,6 +38,16 @@ INFO_FIELDS = ("kind", "title", "sort_title", "original_title", "year", "overvie
                "local_fields", "metadata_state", "stack_key", "part", "local_sig", "title_norm", "search_title",
                "search_overview")
 JSON_FIELDS = {"genres", "provider_ids", "local_fields"}
+ROW_JSON = JSON_FIELDS | {"probe"}
+
+
+def page_select(cond: str, order: str) -> str:
+    """A page of listed media (two parameters left: limit, offset): the ordered OFFSET walks the
+    sort order's partial index (migration 0005) for rowids only, then only the page's rows are
+    read and joined with their shows — not every row the OFFSET skips."""
+    return ("SELECT media.*, shows.title AS show_title, shows.backdrop_image AS show_backdrop FROM"
+            f" (SELECT media.rowid AS page_rowid FROM media WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?) AS page"
+            f" JOIN media ON media.rowid = page.page_rowid LEFT JOIN shows ON shows.id = media.show_id ORDER BY {order}")
 
 
 def image_url(image_id: str | None) -> str | None:
@@ -83,6 +93,11 @@ def view(row: sqlite3.Row) -> dict[str, Any]:
                    "backdrop": image_url(row["backdrop_image"] or (row["show_backdrop"] if episode else None))},
         "metadata_state": row["metadata_state"],
     }
+
+
+def plain(row: sqlite3.Row) -> dict[str, Any]:
+    """A whole row as both backends answer it (LibraryQueries.media_row): JSON columns decoded."""
+    return {k: orjson.loads(row[k]) if k in ROW_JSON and row[k] is not None else row[k] for k in row.keys()}
 
 
 def attach_parts(db: sqlite3.Connection, rows: list[sqlite3.Row], items: list[dict[str, Any]]) -> None:
@@ -187,12 +202,15 @@ def delete_empty_shows(db: sqlite3.Connection) -> int:
 
 # --- reads ---------------------------------------------------------------------------------------
 def list_media(db: sqlite3.Connection, limit: int, offset: int, q: str | None, kind: str | None = None,
-               show_id: str | None = None, season: int | None = None, sort: str | None = None
-               ) -> tuple[list[sqlite3.Row], int]:
+               show_id: str | None = None, season: int | None = None, sort: str | None = None,
+               count: bool = True) -> tuple[list[sqlite3.Row], int]:
+    """Rows of a page and the total (``count=False``: no total, 0; search ranks a top-n only)."""
     where = [LISTED]
     args: list[Any] = []
     if kind:
-        where.append("media.kind = ?")
+        # unary + keeps the planner off media_kind (a kind is a fifth of the rows or more): the
+        # sort order's partial index holds kind, so count and OFFSET stay within the index
+        where.append("+media.kind = ?")
         args.append(kind)
     if show_id:
         where.append("media.show_id = ?")
@@ -206,7 +224,7 @@ def list_media(db: sqlite3.Connection, limit: int, offset: int, q: str | None, k
             return [], 0
         cond = " AND ".join(where)
         total = db.execute(f"SELECT count(*) FROM media_fts JOIN media ON media.rowid = media_fts.rowid"
-                           f" WHERE media_fts MATCH ? AND {cond}", (fts_query(toks), *args)).fetchone()[0]
+                           f" WHERE media_fts MATCH ? AND {cond}", (fts_query(toks), *args)).fetchone()[0] if count else 0
         order = SORTS[sort] if sort else (
             "tier1 DESC, media.title_norm = ? DESC, media.title_norm LIKE ? DESC, "
             f"{KIND_RANK}, media.sort_title COLLATE NOCASE, media.id")
@@ -219,9 +237,8 @@ def list_media(db: sqlite3.Connection, limit: int, offset: int, q: str | None, k
             (fts_query(toks, "title"), fts_query(toks), *args, *order_args, limit, offset)).fetchall()
         return rows, int(total)
     cond = " AND ".join(where)
-    total = db.execute(f"SELECT count(*) FROM media WHERE {cond}", args).fetchone()[0]
-    rows = db.execute(f"{MEDIA_SELECT} WHERE {cond} ORDER BY {SORTS[sort or 'title']} LIMIT ? OFFSET ?",
-                      (*args, limit, offset)).fetchall()
+    total = db.execute(f"SELECT count(*) FROM media WHERE {cond}", args).fetchone()[0] if count else 0
+    rows = db.execute(page_select(cond, SORTS[sort or "title"]), (*args, limit, offset)).fetchall()
     return rows, int(total)
 
 
@@ -315,7 +332,7 @@ class LibraryQueries:
         if not toks:
             return []
         with self.lock:
-            rows, _ = list_media(self.db, limit, 0, q)
+            rows, _ = list_media(self.db, limit, 0, q, count=False)
             items = self._items(rows)
             shows = search_shows(self.db, q, limit)
             show_items = [show_view(self.db, r) for r in shows]
@@ -362,14 +379,15 @@ class LibraryQueries:
             return delete_empty_shows(self.db)
 
     def media_row(self, media_id: str) -> dict[str, Any] | None:
+        """The whole row (and its show's title and backdrop), JSON columns decoded."""
         with self.lock:
             row = self.db.execute(f"{MEDIA_SELECT} WHERE media.id = ?", (media_id,)).fetchone()
-            return dict(row) if row else None
+            return plain(row) if row else None
 
     def show_row(self, show_id: str) -> dict[str, Any] | None:
         with self.lock:
             row = self.db.execute("SELECT * FROM shows WHERE id = ?", (show_id,)).fetchone()
-            return dict(row) if row else None
+            return plain(row) if row else None
 
     def set_media_image(self, media_id: str, slot: str, image_id: str) -> None:
         col = {"primary": "primary_image", "backdrop": "backdrop_image"}[slot]

@@ -1,13 +1,15 @@
 """Library scans: walk the roots, probe what is new or changed, and bring the catalog in line.
 
 Incremental by design: a file whose size and mtime (ns) match its row is not probed again, and a
-file that failed to probe is not retried until it changes. All filesystem and SQLite work runs in
-threads; probes run with bounded concurrency and a per-file timeout, so a scan never blocks the
-event loop and one bad file never stops a scan.
+file that failed to probe is not retried until it changes. Filesystem work runs in threads and
+the catalog is the async store (``stores.catalog``: SQLite on worker threads or PostgreSQL); probes
+run with bounded concurrency and a per-file timeout, so a scan never blocks the event loop and one
+bad file never stops a scan.
 """
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..core.times import now_rfc3339
-from .catalog import Catalog
 from .probe import ProbeError, probe_file
 
 log = logging.getLogger("revenge.library")
@@ -84,19 +85,19 @@ def walk_root(root: Path, extensions: frozenset[str], roots: list[Path]) -> tupl
 class Scanner:
     # set by the runtime: (path, probe) -> scan errors; adds sidecar subtitles to the probe (subtitles.md §1)
     post_probe: Callable[[Path, dict[str, Any]], list[dict[str, str]]] | None = None
-    # set by the runtime: (root, [(media id, rel path)] of unchanged files) -> scan errors (subtitles.md §1.4)
-    sidecars_changed: Callable[[Path, list[tuple[str, str]]], list[dict[str, str]]] | None = None
+    # set by the runtime: async (root, [(media id, rel path)] of unchanged files) -> scan errors (subtitles.md §1.4, §1.6)
+    sidecars_changed: Callable[[Path, list[tuple[str, str]]], Awaitable[list[dict[str, str]]]] | None = None
     # set by the runtime: classification, local metadata and artwork (metadata.md; library/organize.py)
     library: Any = None
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: Any,  # the async catalog store (stores.catalog)
         roots: list[Path],
         extensions: list[str],
         probe_concurrency: int,
         probe_timeout: float,
-        on_finish: Callable[[dict[str, Any], float], None] | None = None,
+        on_finish: Callable[[dict[str, Any], float], Awaitable[None] | None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.roots = roots
@@ -156,14 +157,16 @@ class Scanner:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _pair_moves(self, walked: list[tuple[Path, list[FoundFile], Any, Any]]) -> dict[tuple[str, str], tuple[str, tuple[str, str]]]:
+    def _pair_moves(self, walked: list[tuple[Path, list[FoundFile], Any, Any]],
+                    prints: dict[str, dict[str, tuple[str, int, str | None]]]
+                    ) -> dict[tuple[str, str], tuple[str, tuple[str, str]]]:
         """New files paired one to one with vanished rows of equal size and fingerprint:
         {(root, new rel): (row id, (old root, old rel))}."""
         vanished: dict[tuple[int, str], list[tuple[str, tuple[str, str]]]] = {}
         sizes: set[int] = set()
         for root, found, known, _ in walked:
             seen = {f.rel_path for f in found}
-            for rel, (media_id, size, fp) in self.library.queries.fingerprints_under(str(root)).items():
+            for rel, (media_id, size, fp) in prints[str(root)].items():
                 if rel not in seen and fp:
                     vanished.setdefault((size, fp), []).append((media_id, (str(root), rel)))
                     sizes.add(size)
@@ -211,7 +214,7 @@ class Scanner:
         failed = False
         try:
             root_strs = [str(r) for r in self.roots]
-            st["files_removed"] += await asyncio.to_thread(self.catalog.remove_roots_except, root_strs)
+            st["files_removed"] += await self.catalog.remove_roots_except(root_strs)
             sem = asyncio.Semaphore(self.probe_concurrency)
             lib = self.library
             walked: list[tuple[Path, list[FoundFile], dict[str, tuple[str, int, int]], dict[str, Any]]] = []
@@ -223,18 +226,20 @@ class Scanner:
                 found, walk_errors = await asyncio.to_thread(walk_root, root, self.extensions, self.roots)
                 for e in walk_errors:
                     self._error(e["path_name"], e["message"])
-                known = await asyncio.to_thread(self.catalog.files_under, str(root))
-                failures = await asyncio.to_thread(self.catalog.failures_under, str(root))
+                known = await self.catalog.files_under(str(root))
+                failures = await self.catalog.failures_under(str(root))
                 st["files_seen"] += len(found)
                 walked.append((root, found, known, failures))
             # removals wait until every root is walked: a vanished row and a new file of equal size
             # and fingerprint are one row that moved (metadata.md §4.2)
-            moves = await asyncio.to_thread(self._pair_moves, walked) if lib is not None else {}
+            prints = {str(w[0]): await lib.queries.fingerprints_under(str(w[0])) for w in walked} \
+                if lib is not None else {}
+            moves = await asyncio.to_thread(self._pair_moves, walked, prints) if lib is not None else {}
             moved_from = {v[1] for v in moves.values()}
             for root, found, known, failures in walked:
                 ctx = await asyncio.to_thread(lib.organizer.plan, str(root), [f.rel_path for f in found]) \
                     if lib is not None else None
-                sigs = await asyncio.to_thread(lib.queries.local_sigs_under, str(root)) if lib is not None else {}
+                sigs = await lib.queries.local_sigs_under(str(root)) if lib is not None else {}
                 now_sigs = await asyncio.to_thread(
                     lambda: {f.rel_path: lib.organizer.local_sig(ctx, f.rel_path) for f in found
                              if f.rel_path in known}) if ctx is not None else {}
@@ -258,12 +263,12 @@ class Scanner:
                     for _, _, errs in described:
                         for e in errs:
                             self._error(e["path_name"], e["message"])
-                    await asyncio.to_thread(lib.queries.update_infos, [(mid, info) for mid, info, _ in described])
+                    await lib.queries.update_infos([(mid, info) for mid, info, _ in described])
                     lib.changed([(mid, info) for mid, info, _ in described])
                 if self.sidecars_changed is not None:  # unchanged videos: a new, changed or removed sidecar
                     same = [(known[f.rel_path][0], f.rel_path) for f in found if f.rel_path in known
                             and known[f.rel_path][1] == f.size and known[f.rel_path][2] == f.mtime_ns]
-                    for e in await asyncio.to_thread(self.sidecars_changed, root, same):
+                    for e in await self.sidecars_changed(root, same):
                         self._error(e["path_name"], e["message"])
                 st["files_to_probe"] += len(todo)
                 for start in range(0, len(todo), BATCH):
@@ -288,7 +293,7 @@ class Scanner:
                             for e in errs:
                                 self._error(e["path_name"], e["message"])
                         upserts = [(*u, info) for u, (info, _) in zip(upserts, described)]
-                    ids = await asyncio.to_thread(self.catalog.write_batch, upserts, fails, [])
+                    ids = await self.catalog.write_batch(upserts, fails, [])
                     if lib is not None:
                         lib.changed([(i, u[6]) for i, u in zip(ids, upserts) if len(u) > 6])
                     if report is not None:
@@ -298,10 +303,10 @@ class Scanner:
                 gone = [(str(root), rel) for rel in known if rel not in seen and (str(root), rel) not in moved_from]
                 gone += [(str(root), rel) for rel in failures if rel not in seen]
                 if gone:
-                    await asyncio.to_thread(self.catalog.write_batch, [], [], gone)
+                    await self.catalog.write_batch([], [], gone)
                     st["files_removed"] += sum(1 for _, rel in gone if rel in known)
             if lib is not None:
-                await asyncio.to_thread(lib.queries.delete_empty_shows)
+                await lib.queries.delete_empty_shows()
         except asyncio.CancelledError:
             st["state"] = "failed"
             self._error("", "scan cancelled")
@@ -315,9 +320,14 @@ class Scanner:
                 st["state"] = "failed" if failed else "idle"
             st["finished_at"] = now_rfc3339()
             try:
-                await asyncio.to_thread(self.catalog.record_scan, st)
+                await self.catalog.record_scan(st)
             except Exception:
                 log.exception("could not record the scan")
             if self._on_finish is not None:
-                self._on_finish(st, time.monotonic() - started)
+                try:
+                    done = self._on_finish(st, time.monotonic() - started)
+                    if inspect.isawaitable(done):
+                        await done
+                except Exception:
+                    log.exception("a scan-finished callback failed")
         return st

@@ -9,11 +9,14 @@ loop on an unmounted disk; the next scan tries again).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Awaitable, Callable
 
 from ..jobs.model import JobRecord, PermanentJobError
 from ..jobs.runner import JobContext, JobRunner
-from .scanner import ScanInProgress, Scanner
+from .scanner import MAX_ERRORS, ScanInProgress, Scanner
+
+log = logging.getLogger("revenge.library")
 
 KIND = "library_scan"
 _STATE = {"queued": "running", "running": "running", "succeeded": "idle", "failed": "failed", "cancelled": "failed"}
@@ -31,6 +34,9 @@ class LibraryScans:
         self.queue = queue
         self.scanner = scanner
         self.after_scan: list[Callable[[], Awaitable[None]]] = []  # e.g. queue subtitle extraction
+        # errors found after the scan by the work it queued (e.g. a subtitle track whose extraction
+        # failed, subtitles.md §1.6): the status of a finished scan adds them
+        self.late_errors: list[Callable[[], Awaitable[list[dict[str, str]]]]] = []
         runner.register(KIND, self._run)
 
     async def start(self) -> str:
@@ -53,7 +59,26 @@ class LibraryScans:
             return _empty()
         if self.scanner.running and self.scanner.status.get("scan_id") == job.id:
             return dict(self.scanner.status)  # scanned here: the live counters
-        return _view(job)
+        out = _view(job)
+        if out["state"] != "running":
+            await self._add_late_errors(out)
+        return out
+
+    async def _add_late_errors(self, out: dict[str, Any]) -> None:
+        errors = out["errors"] = list(out["errors"])
+        seen = {(e.get("path_name"), e.get("message")) for e in errors}
+        for hook in self.late_errors:
+            try:
+                found = await hook()
+            except Exception:
+                log.exception("could not read the errors found after the scan")
+                continue
+            for e in found:
+                if len(errors) >= MAX_ERRORS:
+                    return
+                if (e["path_name"], e["message"]) not in seen:
+                    seen.add((e["path_name"], e["message"]))
+                    errors.append(e)
 
     async def _run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         async def report(status: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """The library as the runtime sees it (metadata.md): the organizer the scanner asks, the queries
-the handlers call, the image store, and the jobs a scan leaves behind — ``metadata_refresh`` for
+(``stores.library``, async on either backend), the image store (bytes on disk, rows in
+``stores.images``), and the jobs a scan leaves behind — ``metadata_refresh`` for
 new or changed movies, episodes and shows (never awaited; only when a provider is on) and
 ``artwork`` for items with no image after that (an ffmpeg frame).
 """
@@ -13,21 +14,21 @@ from typing import Any, Callable
 from ..jobs.model import PermanentJobError
 from ..jobs.runner import JobContext, JobRunner
 from .artwork import ImageStore, thumbnail
-from .library_store import LibraryQueries
 from .organize import Organizer
 
 log = logging.getLogger("revenge.library")
 
 
 class LibraryService:
-    def __init__(self, catalog: Any, data_dir: Path, config: Any, runner: JobRunner | None,
+    def __init__(self, stores: Any, data_dir: Path, config: Any, runner: JobRunner | None,
                  ffmpeg: Callable[[], str | None], source_path: Callable[[str], Any],
                  providers_on: Callable[[], bool] = lambda: False,
                  tone_map: Callable[[], bool] = lambda: False) -> None:
         md = config.metadata
-        self.images = ImageStore(catalog, data_dir / "images")
+        self.stores = stores
+        self.images = ImageStore(stores.images, data_dir / "images")
         self.organizer = Organizer(self.images, list(md.sort_articles), md.nfo_max_bytes)
-        self.queries = LibraryQueries(catalog)
+        self.queries = stores.library  # coroutines: LibraryQueries behind Threaded, or PostgresLibrary
         self.config = config
         self.runner = runner
         self._ffmpeg = ffmpeg
@@ -70,10 +71,10 @@ class LibraryService:
     # --- refresh (§5.1) --------------------------------------------------------------------
     async def refresh(self, item_id: str) -> str:
         """``POST /api/v1/media/{id}/refresh``: the merged job's id; LookupError for an unknown id."""
-        row = await asyncio.to_thread(self.queries.media_row, item_id)
+        row = await self.queries.media_row(item_id)
         kind = "media"
         if row is None:
-            if await asyncio.to_thread(self.queries.show_row, item_id) is None:
+            if await self.queries.show_row(item_id) is None:
                 raise LookupError(item_id)
             kind = "show"
         assert self.runner is not None
@@ -85,39 +86,44 @@ class LibraryService:
         item still without a picture gets a generated one."""
         media_id = payload.get("media_id")
         if payload.get("force") and media_id:
-            await asyncio.to_thread(self._reread, str(media_id))
+            await self._reread(str(media_id))
         if self.providers is not None:
             if media_id:
                 await self.providers.refresh_media(str(media_id), bool(payload.get("force")))
             elif payload.get("show_id"):
                 await self.providers.refresh_show(str(payload["show_id"]), bool(payload.get("force")))
         if media_id:
-            row = await asyncio.to_thread(self.queries.media_row, str(media_id))
+            row = await self.queries.media_row(str(media_id))
             if row is not None and not row.get("primary_image"):
                 await self.enqueue_artwork(str(media_id))
 
-    def _reread(self, media_id: str) -> None:
-        import os
-
-        row = self.queries.media_row(media_id)
+    async def _reread(self, media_id: str) -> None:
+        row = await self.queries.media_row(media_id)
         if row is None:
             return
-        root, rel = row["root"], row["rel_path"]
+        info = await asyncio.to_thread(self._describe, row["root"], row["rel_path"])
+        if info is not None:
+            await self.queries.update_infos([(media_id, info)])
+
+    def _describe(self, root: str, rel: str) -> dict[str, Any] | None:
+        """The item's library fields read again from its folder (blocking: files, NFO, artwork)."""
+        import os
+
         parent = rel.rpartition("/")[0]
         folder = os.path.join(root, parent)
         try:
             siblings = [f"{parent}/{n}" if parent else n for n in os.listdir(folder)
                         if n.rsplit(".", 1)[-1].lower() in {e.lower().lstrip(".") for e in self.config.library.extensions}]
         except OSError:
-            return
+            return None
         ctx = self.organizer.plan(root, sorted(set(siblings) | {rel}))
         info, _ = self.organizer.describe(ctx, rel, None)
-        self.queries.update_infos([(media_id, info)])
+        return info
 
     # --- the artwork job (§2.7) ------------------------------------------------------------
     async def _artwork(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         media_id = str(payload.get("media_id", ""))
-        row = await asyncio.to_thread(self.queries.media_row, media_id)
+        row = await self.queries.media_row(media_id)
         if row is None or row.get("primary_image"):
             return  # gone, or it has an image by now (local or a provider's)
         source = await self._source_path(media_id)
@@ -129,5 +135,5 @@ class LibraryService:
                                        self.config.metadata.thumbnail_at, hdr)
         if data is None:
             raise PermanentJobError("no frame could be taken from the file")
-        image_id = await asyncio.to_thread(self.images.add_bytes, data, "generated")
-        await asyncio.to_thread(self.queries.set_media_image, media_id, "primary", image_id)
+        image_id = await self.images.add_bytes(data, "generated")
+        await self.queries.set_media_image(media_id, "primary", image_id)

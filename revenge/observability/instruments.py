@@ -127,6 +127,12 @@ class Instruments:
             "revenge_circuit_breaker_rejected_total", "Calls rejected by a breaker.", ["name"], registry=r
         )
         self.retries = Counter("revenge_retries_total", "Retries (not first attempts).", ["operation"], registry=r)
+        # metadata.md §5.8: provider calls by outcome (``cached`` = answered from the disk cache)
+        self.metadata_requests = Counter("revenge_metadata_requests_total", "Metadata provider calls by outcome.",
+                                         ["provider", "result"], registry=r)
+        self.metadata_duration = Histogram("revenge_metadata_request_duration_seconds",
+                                           "One metadata provider HTTP attempt.", ["provider"], buckets=BUCKETS_A,
+                                           registry=r)
         self.bulkhead_active = Gauge("revenge_bulkhead_active", "Running callers.", ["name"], registry=r)
         self.bulkhead_queued = Gauge("revenge_bulkhead_queued", "Waiting callers.", ["name"], registry=r)
         self.supervisor_restarts = Counter(

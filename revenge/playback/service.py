@@ -51,6 +51,18 @@ class PlaybackService:
         # computed once in a thread from the keyframe index; None when it cannot be known
         self._layouts: OrderedDict[str, asyncio.Future[Layout | None]] = OrderedDict()
         self._index_threads = threading.BoundedSemaphore(2)
+        # cluster.md §3: the service-wide session records (cluster/sessions.py ClusterSessions) and
+        # what to do when this node ended a session first (publish ``session_ended``); None alone
+        self.shared: Any = None
+        self.on_shared_end: Any = None
+        self._touching: set[str] = set()
+
+    def share(self, shared: Any, on_end: Any) -> None:
+        """Join the cluster: limits become the service's (checked in Redis at create), and a
+        session created anywhere is served here from its record."""
+        self.shared = shared
+        self.on_shared_end = on_end
+        self.sessions.max_sessions = self.sessions.max_per_key = 1 << 30
 
     # --- sessions ----------------------------------------------------------------------------
     def _ttl(self) -> float:
@@ -130,8 +142,7 @@ class PlaybackService:
             problems.extend(exc.problems)
         if problems:
             raise ApiError(422, "invalid_body", "The request body is not valid.", problems=problems)
-        assert self.rt.catalog is not None
-        media = await asyncio.to_thread(self.rt.catalog.get_media, media_id)
+        media = await self.rt.stores.catalog.get_media(media_id)
         if media is None:
             raise ApiError(404, "media_not_found", "No media item has this id.")
         if start >= media["duration_seconds"]:
@@ -183,6 +194,8 @@ class PlaybackService:
 
         try:
             session = self.sessions.create(owner, build)
+            if self.shared is not None:
+                await self._create_shared(session)
         except SessionLimit as exc:
             self.rt.metrics.sessions_rejected.labels(exc.scope).inc()
             code = "session_limit_per_user" if exc.scope == "user" else "session_limit"
@@ -234,6 +247,73 @@ class PlaybackService:
         for job in first:
             loop.create_task(self.encoders.prewarm(job, 0 if job.kind == "remux" else n))
 
+    async def _create_shared(self, session: Session) -> None:
+        from ..cluster.link import RedisUnavailable
+
+        pb = self.rt.config.playback
+        try:
+            await self.shared.create(session, pb.max_sessions, pb.sessions_per_user, pb.stream_token_ttl)
+        except SessionLimit:
+            self.sessions.take(session)
+            raise
+        except RedisUnavailable:
+            self.sessions.take(session)
+            raise ApiError(503, "cluster_unavailable", "The cluster's session store is unavailable; try again "
+                           "in a few seconds.", [(b"retry-after", b"5")]) from None
+
+    async def _adopt(self, sid: str) -> Session | None:
+        """A session created on another node: its record, served here as created."""
+        from ..cluster.link import RedisUnavailable
+
+        try:
+            s = await self.shared.load(sid)
+        except RedisUnavailable:
+            raise ApiError(503, "cluster_unavailable", "The cluster's session store is unavailable; try again "
+                           "in a few seconds.", [(b"retry-after", b"5")]) from None
+        if s is None:
+            return None
+        mine = self.sessions.get(sid)
+        if mine is not None:  # adopted meanwhile by a concurrent request
+            return mine
+        self.sessions.adopt(s)
+        for job in s.jobs.values():
+            self.encoders.attach(job, s.id)
+        return s
+
+    async def find(self, session_id: str, owner: str | None) -> Session:
+        """The session here, else (in a cluster) from its record; ended elsewhere → 404."""
+        s = self.sessions.get(session_id, owner)
+        if self.shared is not None:
+            if s is not None and await self.shared.denied(session_id):
+                await self.end(s, "ended_elsewhere", local_only=True)
+                s = None
+            elif s is None:
+                s = await self._adopt(session_id)
+                if s is not None and owner is not None and s.owner != owner:
+                    s = None
+        if s is None:
+            raise ApiError(404, "session_not_found", "No such playback session.")
+        return s
+
+    def activity(self, s: Session) -> None:
+        """After a touch: the service-wide expiry raised at most once per write interval, off the
+        request (no Redis round trip on the hot path)."""
+        if self.shared is None or s.id in self._touching:
+            return
+        if time.monotonic() - self.shared._written.get(s.id, 0.0) < self.shared.write_interval:
+            return
+        self._touching.add(s.id)
+        asyncio.get_running_loop().create_task(self._touch_shared(s))
+
+    async def _touch_shared(self, s: Session) -> None:
+        try:
+            if await self.shared.touch(s) == -1:
+                await self.end(s, "ended_elsewhere", local_only=True)
+        except Exception as exc:  # Redis away: the next activity tries again
+            log.debug("session activity not written (%s)", type(exc).__name__)
+        finally:
+            self._touching.discard(s.id)
+
     def get(self, session_id: str, owner: str) -> Session:
         s = self.sessions.get(session_id, owner)
         if s is None:
@@ -244,7 +324,7 @@ class PlaybackService:
         return s.view(self._variants_view(s.plan))
 
     async def progress(self, session_id: str, owner: str, body: Any) -> dict[str, Any]:
-        s = self.get(session_id, owner)
+        s = await self.find(session_id, owner)
         problems = []
         if not isinstance(body, dict):
             raise ApiError(422, "invalid_body", "The body must be a JSON object.")
@@ -265,6 +345,7 @@ class PlaybackService:
             s.buffering_reports.append(time.time())
             s.buffering_reports = s.buffering_reports[-10:]
         s.touch()
+        self.activity(s)
         await self._save_position(s)
         expires = s.view([])["expires_at"]
         if state == "stopped":  # stores the position and ends the session in one request (a closing page)
@@ -272,31 +353,99 @@ class PlaybackService:
         return {"expires_at": expires}
 
     async def _save_position(self, s: Session) -> None:
-        """Queues the resume point; the progress_writer worker batches it into SQLite."""
+        """Queues the resume point; the progress_writer worker batches it into the store (a full
+        outage buffer raises ``BufferFull``: 503 to a progress post)."""
         self.rt.progress.queue(s.owner, s.media_id, s.position, s.plan.duration, s.id)
 
-    async def end(self, s: Session, reason: str) -> None:
+    async def _save_last_position(self, s: Session) -> None:
+        """At an end (sweeper, shutdown, delete): a full outage buffer must not stop the loop that
+        ends the other sessions; the refusal is logged, as the player's own last post was answered 503."""
+        from .progress import BufferFull
+
+        try:
+            await self._save_position(s)
+        except BufferFull:
+            log.warning("the write buffer is full: the last position of session %s was not kept", s.id)
+
+    async def end(self, s: Session, reason: str, local_only: bool = False) -> None:
+        """Exactly once: here by ``take``; in a cluster also service-wide, where only the caller
+        that deleted the record counts the end, saves the position and tells the others.
+        ``local_only``: ended elsewhere, this node just lets go of its copy."""
         if not self.sessions.take(s):
             return
-        self.rt.metrics.sessions_ended.labels(reason).inc()
+        first = not local_only
+        if self.shared is not None:
+            if local_only:
+                self.shared.forget(s.id)
+            else:
+                left = s.created_wall + self.rt.config.playback.stream_token_ttl - time.time()
+                first = await self.shared.end(s, reason, left)
         for job in s.jobs.values():
             await self.encoders.detach(job.identity, s.id)
-        await self._save_position(s)
+        if not first:
+            return
+        self.rt.metrics.sessions_ended.labels(reason).inc()
+        await self._save_last_position(s)
+        if self.shared is not None and self.on_shared_end is not None:
+            await self.on_shared_end(s.id, reason)
 
     async def delete(self, session_id: str, owner: str) -> None:
-        await self.end(self.get(session_id, owner), "deleted")
+        await self.end(await self.find(session_id, owner), "deleted")
 
     async def sweep(self) -> int:
         expired = self.sessions.expired()
         for s in expired:
+            if self.shared is not None and not await self._expired_everywhere(s):
+                continue
             await self.end(s, "expired")
         return len(expired)
 
+    async def _expired_everywhere(self, s: Session) -> bool:
+        """Rechecked on Redis time: another node may have kept the session alive; then this copy
+        is refreshed from the record instead of ending it."""
+        from ..cluster.link import RedisUnavailable
+
+        try:
+            if await self.shared.expired(s.id):
+                return True
+            fresh = await self.shared.load(s.id)
+        except RedisUnavailable:
+            return True  # fail open: it ends here, the end is written when Redis returns
+        if fresh is None:
+            return True
+        s.expires_at = fresh.expires_at
+        s.position, s.state = fresh.position, fresh.state
+        return False
+
     async def end_all(self) -> None:
+        """Shutdown. Alone: every session ends. In a cluster nothing ends (the other nodes go on
+        serving them): the activity is flushed and the last positions saved (cluster.md §10)."""
         for s in self.sessions.all():
-            await self.end(s, "shutdown")
+            if self.shared is None:
+                await self.end(s, "shutdown")
+                continue
+            try:
+                await self.shared.touch(s, force=True)
+            except Exception as exc:  # Redis away: the record keeps its last written state
+                log.info("session activity not flushed at shutdown (%s)", type(exc).__name__)
+            await self._save_last_position(s)
+            await self.end(s, "shutdown", local_only=True)
 
     # --- streams -----------------------------------------------------------------------------
+    async def session_for_stream(self, token: str) -> Session:
+        """The session a stream token names: 403 before anything else, then this node's copy (its
+        deny marker checked every ``deny_check_interval``) or, in a cluster, the record."""
+        assert self.rt.tokens is not None
+        sid = self.rt.tokens.verify(token, "stream")
+        if sid is None:
+            raise ApiError(403, "invalid_token", "The stream token is invalid or has expired.")
+        if self.shared is None:
+            s = self.sessions.get(sid)
+            if s is None:
+                raise ApiError(404, "session_not_found", "No such playback session.")
+            return s
+        return await self.find(sid, None)
+
     def session_for_token(self, token: str) -> Session:
         assert self.rt.tokens is not None
         sid = self.rt.tokens.verify(token, "stream")

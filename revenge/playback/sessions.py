@@ -116,6 +116,10 @@ class SessionRegistry:
             return None
         return s
 
+    def adopt(self, session: Session) -> None:
+        """A session created on another node of the cluster, served here from its record."""
+        self._sessions[session.id] = session
+
     def owned(self, owner: str) -> list[Session]:
         now = time.monotonic()
         return [s for s in self._sessions.values() if s.owner == owner and s.live(now)]

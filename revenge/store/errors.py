@@ -46,6 +46,20 @@ async def translate() -> AsyncIterator[None]:
             raise StoreConflict(exc.detail or str(exc)) from None
         if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                            asyncpg.QueryCanceledError)):
+                            asyncpg.QueryCanceledError, asyncpg.OperatorInterventionError)):
             raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from None
         raise
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database did not answer" (``StoreUnavailable`` or a driver's
+    connection error that reached a caller outside ``translate``): answered 503, never 500."""
+    if isinstance(exc, StoreUnavailable):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                            asyncpg.TooManyConnectionsError, asyncpg.OperatorInterventionError, ConnectionError)) or (
+        isinstance(exc, OSError) and "asyncpg" in type(exc).__module__)

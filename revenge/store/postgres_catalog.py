@@ -35,20 +35,25 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 async def _progress_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    """As ``Catalog.set_progress_many``: a row applies only when its report time ``at`` (the sixth
+    field, RFC 3339; default now) is newer than the stored ``updated_at`` (§2.6)."""
+    now = _dt.datetime.now(_dt.timezone.utc)
     for row in rows:
         user_id, media_id, position, played = row[:4]
         count = int(bool(row[4])) if len(row) > 4 else int(bool(played))
+        at = _dt.datetime.fromisoformat(row[5].replace("Z", "+00:00")) if len(row) > 5 and row[5] else now
         user, media = _uuid(user_id), _uuid(media_id)
         if user is None or media is None:
             continue
         await conn.execute(
             "INSERT INTO watch_state AS w (user_id, media_id, position_seconds, played, play_count, last_played_at,"
-            " updated_at) SELECT $1, $2, $3, $4, $5, CASE WHEN $5 > 0 THEN now() END, now()"
+            " updated_at) SELECT $1, $2, $3, $4, $5, CASE WHEN $5 > 0 THEN $6::timestamptz END, $6::timestamptz"
             " WHERE EXISTS (SELECT 1 FROM media WHERE id = $2) AND EXISTS (SELECT 1 FROM users WHERE id = $1)"
             " ON CONFLICT (user_id, media_id) DO UPDATE SET position_seconds = EXCLUDED.position_seconds,"
             " played = w.played OR EXCLUDED.played, play_count = w.play_count + $5,"
-            " last_played_at = coalesce(EXCLUDED.last_played_at, w.last_played_at), updated_at = EXCLUDED.updated_at",
-            user, media, float(position), bool(played), count)
+            " last_played_at = coalesce(EXCLUDED.last_played_at, w.last_played_at), updated_at = EXCLUDED.updated_at"
+            " WHERE w.updated_at IS NULL OR EXCLUDED.updated_at > w.updated_at",
+            user, media, float(position), bool(played), count, at)
 
 
 class PostgresCatalog:
@@ -89,6 +94,26 @@ class PostgresCatalog:
         async with translate():
             row = await self._pool.fetchrow("SELECT root, rel_path FROM media WHERE id = $1", key)
         return (row["root"], row["rel_path"]) if row else None
+
+    async def identities(self, media_id: str | None = None) -> list[tuple[str, int, int, bool]]:
+        """As ``Catalog.identities``: (id, size, mtime_ns, has video) of one media row or of all."""
+        sql = "SELECT id, size, mtime_ns, video_codec IS NOT NULL AS has_video FROM media"
+        async with translate():
+            if media_id:
+                key = _uuid(media_id)
+                if key is None:
+                    return []
+                rows = await self._pool.fetch(sql + " WHERE id = $1", key)
+            else:
+                rows = await self._pool.fetch(sql)
+        return [(str(r["id"]), r["size"], r["mtime_ns"], bool(r["has_video"])) for r in rows]
+
+    async def schema_version(self) -> int:
+        """The newest applied schema step (one round trip: the health check's probe too)."""
+        from .migrations import postgres_version
+
+        async with translate(), self._pool.acquire() as conn:
+            return await postgres_version(conn)
 
     async def files_under(self, root: str) -> dict[str, tuple[str, int, int]]:
         async with translate():
@@ -171,7 +196,8 @@ class PostgresCatalog:
             await self._pool.execute(
                 "INSERT INTO scans (id, state, started_at, finished_at, files_seen, files_added, files_updated,"
                 " files_removed, errors) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE SET"
-                " state = EXCLUDED.state, finished_at = EXCLUDED.finished_at, files_seen = EXCLUDED.files_seen,"
+                " state = EXCLUDED.state, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+                " files_seen = EXCLUDED.files_seen,"
                 " files_added = EXCLUDED.files_added, files_updated = EXCLUDED.files_updated,"
                 " files_removed = EXCLUDED.files_removed, errors = EXCLUDED.errors",
                 uuid.UUID(status["scan_id"]), status["state"], ts(status["started_at"]), ts(status["finished_at"]),
@@ -193,8 +219,11 @@ class PostgresCatalog:
                 "play_count": row["play_count"], "last_played_at": _time(row["last_played_at"]),
                 "updated_at": _time(row["updated_at"])}
 
+    async def set_progress(self, user_id: str, media_id: str, position: float, completed: bool = False) -> None:
+        await self.set_progress_many([(user_id, media_id, position, completed)])
+
     async def set_progress_many(self, rows: list[tuple[Any, ...]]) -> None:
-        """(user_id, media_id, position, played[, count_it]) rows in one transaction; unknown media
-        or users skipped; ``played`` never clears a stored played flag."""
+        """(user_id, media_id, position, played[, count_it[, at]]) rows in one transaction; unknown media
+        or users skipped; ``played`` never clears a stored played flag; older than the row: no change."""
         async with translate(), self._pool.acquire() as conn, conn.transaction():
             await _progress_rows(conn, rows)

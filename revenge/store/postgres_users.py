@@ -184,15 +184,21 @@ class PostgresUserStore:
             "ORDER BY updated_at DESC LIMIT $2", uuid.UUID(user_id), limit)]
 
     async def set_played(self, user_id: str, media_id: str, played: bool, now: str) -> None:
-        """Played: position 0, and from unplayed one more play now. Unplayed: position 0, count kept."""
-        user, media, at = uuid.UUID(user_id), uuid.UUID(media_id), _ts(now)
+        """As ``SqliteUserStore.set_played``: a row written later than ``now`` stays (§2.6)."""
+        user, media, at = _uuid(user_id), _uuid(media_id), _ts(now)
+        if user is None or media is None:
+            return
         if played:
             await self._run(
                 "INSERT INTO watch_state AS w (user_id, media_id, position_seconds, played, play_count, last_played_at,"
-                " updated_at) VALUES ($1, $2, 0, true, 1, $3, $3) ON CONFLICT (user_id, media_id) DO UPDATE SET"
+                " updated_at) SELECT $1, $2, 0, true, 1, $3, $3"
+                " WHERE EXISTS (SELECT 1 FROM media WHERE id = $2) AND EXISTS (SELECT 1 FROM users WHERE id = $1)"
+                " ON CONFLICT (user_id, media_id) DO UPDATE SET"
                 " position_seconds = 0, play_count = w.play_count + (CASE WHEN w.played THEN 0 ELSE 1 END),"
                 " last_played_at = CASE WHEN w.played THEN w.last_played_at ELSE EXCLUDED.last_played_at END,"
-                " played = true, updated_at = EXCLUDED.updated_at", user, media, at)
+                " played = true, updated_at = EXCLUDED.updated_at"
+                " WHERE w.updated_at IS NULL OR EXCLUDED.updated_at >= w.updated_at", user, media, at)
         else:
             await self._run("UPDATE watch_state SET played = false, position_seconds = 0, updated_at = $1"
-                            " WHERE user_id = $2 AND media_id = $3", at, user, media)
+                            " WHERE user_id = $2 AND media_id = $3 AND (updated_at IS NULL OR updated_at <= $1)",
+                            at, user, media)

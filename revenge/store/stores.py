@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 
 from ..core.config import Config
 from ..core.config.schema import redact_url
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, FatalError
 from .sqlite_catalog import Threaded
 
 log = logging.getLogger("revenge.store")
 
 
-class StartupError(Exception):
+class StartupError(FatalError):
     """The database cannot be reached or used at start (exit 1, the message names host and database)."""
 
 
@@ -57,19 +57,37 @@ class Stores:
             return str(self.sqlite_path)
         return where(self.dsn)
 
-    async def ping(self) -> None:
-        """One round trip (the ``database`` health check)."""
+    async def schema_version(self) -> int:
+        """The highest applied schema step, in one round trip (the ``database`` health check)."""
         if self.pool is not None:
             async with self.pool.acquire(timeout=5) as conn:
-                await conn.fetchval("SELECT 1")
-        else:
-            await self.catalog.count()
+                return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+        from .migrations import sqlite_version
+
+        cat = self.sync_catalog
+        return await asyncio.to_thread(_locked, cat, sqlite_version)
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
         if self.sync_catalog is not None:
             await asyncio.to_thread(self.sync_catalog.close)
+
+
+async def preflight(config: Config, node: str = "revenge") -> None:
+    """Before the server binds (``revenge serve``): PostgreSQL reachable within
+    ``database.startup_timeout`` and its schema brought up to date, or exit 1 with a message that
+    names the host (§7.2); the worker then opens its own pool."""
+    if not config.database.url:
+        return
+    pool = await connect_with_retry(config, node)
+    await pool.close()
+
+
+def _locked(catalog: Any, fn: Any) -> Any:
+    db, lock = catalog.connection()
+    with lock:
+        return fn(db)
 
 
 def where(dsn: str) -> str:
@@ -88,34 +106,31 @@ async def open_stores(config: Config, data_dir: Path, node: str = "revenge") -> 
 
 
 def _open_sqlite(config: Config, data_dir: Path) -> Stores:
+    from ..library.artwork import SqliteImages
     from ..library.catalog import Catalog
     from ..library.library_store import LibraryQueries
+    from ..subtitles.store import SqliteSubtitleStore
     from ..users.store import SqliteUserStore
 
     path = sqlite_path(config, data_dir)
     catalog = Catalog(path)
     return Stores("sqlite", Threaded(catalog), Threaded(SqliteUserStore.of_catalog(catalog)),
-                  Threaded(LibraryQueries(catalog)), sqlite_path=path, sync_catalog=catalog)
+                  Threaded(LibraryQueries(catalog)), images=Threaded(SqliteImages(catalog)),
+                  sqlite_path=path, sync_catalog=catalog,
+                  subtitles=Threaded(SqliteSubtitleStore(catalog)))
 
 
 async def _open_postgres(config: Config, node: str) -> Stores:
-    from .postgres import open_pool
     from .postgres_catalog import PostgresCatalog
+    from .postgres_library import PostgresImages, PostgresLibrary
+    from .postgres_subtitles import PostgresSubtitleStore
     from .postgres_users import PostgresUserStore
 
     db = config.database
     pool = await connect_with_retry(config, node)
-    lib_cls = _postgres_library_class()
     return Stores("postgres", PostgresCatalog(pool), PostgresUserStore(pool),
-                  lib_cls(pool) if lib_cls else None, pool=pool, dsn=db.url)
-
-
-def _postgres_library_class() -> Any:
-    try:
-        from .postgres_library import PostgresLibrary  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return PostgresLibrary
+                  PostgresLibrary(pool), images=PostgresImages(pool), pool=pool, dsn=db.url,
+                  subtitles=PostgresSubtitleStore(pool))
 
 
 async def connect_with_retry(config: Config, node: str) -> Any:

@@ -6,7 +6,11 @@
 * Artifacts are content-addressed: the key hashes the track's source identity and
   ``CONVERTER_VERSION``, so a session computes its tracks' keys before conversion and a file is
   served as soon as it exists; until then its files answer 503 ``subtitle_not_ready``.
-* The track state (``pending``/``ready``/``failed``) lives in the media's probe next to the track.
+* The track state (``pending``/``ready``/``failed``) lives in the media's probe next to the track,
+  read and written through the store area ``stores.subtitles`` (``subtitles/store.py`` on SQLite,
+  ``store/postgres_subtitles.py``); a failed track is a scan error of its file (§1.6).
+* The service gets its collaborators explicitly (store, job runner, config getters, ffmpeg, source
+  paths, folders, metrics), never the runtime.
 """
 from __future__ import annotations
 
@@ -18,9 +22,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..jobs.model import PermanentJobError
 from . import tracks as T
@@ -32,10 +34,11 @@ from .convert import (
     parse_vtt,
     segment_vtt,
 )
+from .store import BATCH
 
 if TYPE_CHECKING:
-    from ..jobs.runner import JobContext
-    from ..runtime import Runtime
+    from ..jobs.runner import JobContext, JobRunner
+    from .store import SubtitleState
 
 log = logging.getLogger("revenge.subtitles")
 KIND = "subtitle_extract"
@@ -124,6 +127,14 @@ def augment_probe(path: Path, probe: dict[str, Any], media_exts: Any, max_bytes:
     return errors
 
 
+def failed_track_errors(file_name: str, subs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The scan errors of tracks that failed conversion (subtitles.md §1.6): ``{path_name, message}``
+    naming the track — an embedded one by its video's file name, a sidecar by its own — no path."""
+    return [{"path_name": str(t.get("sidecar")) if t.get("external") else file_name,
+             "message": str(t.get("error") or f"subtitle track {t.get('index')} could not be converted")}
+            for t in subs if t.get("state") == "failed"]
+
+
 def _probe_bitmap(path: Path) -> tuple[str | None, float]:
     try:
         import av
@@ -141,22 +152,35 @@ def _probe_bitmap(path: Path) -> tuple[str | None, float]:
 
 # --- the service -----------------------------------------------------------------------------
 class SubtitleService:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.root = rt.data_dir / "cache" / "subtitles"
-        self.work = rt.data_dir / "subtitle-work"
+    """Collaborators, given explicitly: ``store`` (``stores.subtitles``), the job ``runner``, getters
+    for the ``subtitles`` config section, the media extensions and the ffmpeg binary (they change
+    on reload / after the capability probe), ``source_path`` (media id → real path of a
+    catalogued file, or None), the artifact and work folders, and the metrics (optional)."""
+
+    def __init__(self, store: Any, runner: JobRunner, config: Callable[[], Any],
+                 media_exts: Callable[[], Any], ffmpeg_path: Callable[[], str | None],
+                 source_path: Callable[[str], Awaitable[str | None]], root: Path, work: Path,
+                 metrics: Any = None) -> None:
+        self.store = store
+        self.runner = runner
+        self._config = config
+        self._media_exts = media_exts
+        self._ffmpeg_path = ffmpeg_path
+        self._source_path = source_path
+        self.metrics = metrics
+        self.root = root
+        self.work = work
         self._cues: OrderedDict[str, list[Cue]] = OrderedDict()
         self._raised: dict[str, float] = {}
         self._segments: OrderedDict[tuple[str, float, int, int], bytes] = OrderedDict()
         # tests: while the file this names exists, extraction jobs wait (a paused extraction)
         self.hold = os.environ.get("REVENGE_TEST_SUBTITLE_HOLD") or None
-        assert rt.jobs is not None
-        rt.jobs.runner.register(KIND, self._run)
+        runner.register(KIND, self._run)
         shutil.rmtree(self.work, ignore_errors=True)
 
     @property
     def cfg(self) -> Any:
-        return self.rt.config.subtitles
+        return self._config()
 
     # --- artifacts ---------------------------------------------------------------------------
     def path(self, key: str, ext: str) -> Path:
@@ -181,77 +205,86 @@ class SubtitleService:
         finally:
             os.close(fd)
 
-    # --- catalog -----------------------------------------------------------------------------
-    def _row(self, media_id: str) -> tuple[int, int, dict[str, Any]] | None:
-        assert self.rt.catalog is not None
-        db, lock = self.rt.catalog.connection()
-        with lock:
-            row = db.execute("SELECT size, mtime_ns, probe FROM media WHERE id = ?", (media_id,)).fetchone()
-        return (row[0], row[1], orjson.loads(row[2])) if row else None
+    # --- scan time ---------------------------------------------------------------------------
+    def sidecars(self, path: Path, probe: dict[str, Any]) -> list[dict[str, str]]:
+        """The scanner's ``post_probe`` (on a thread): the sidecars beside a newly probed video."""
+        cfg = self.cfg
+        if not cfg.enabled:
+            return []
+        return augment_probe(path, probe, self._media_exts(), cfg.max_sidecar_bytes, cfg.fallback_encoding)
 
-    def _save(self, media_id: str, size: int, mtime_ns: int, subs: list[dict[str, Any]],
-              failures: list[list[Any]] | None = None) -> None:
-        assert self.rt.catalog is not None
-        db, lock = self.rt.catalog.connection()
-        with lock:
-            row = db.execute("SELECT probe FROM media WHERE id = ? AND size = ? AND mtime_ns = ?",
-                             (media_id, size, mtime_ns)).fetchone()
-            if row is None:
-                return  # rescanned meanwhile: that scan queued its own job
-            probe = orjson.loads(row[0])
-            probe["subtitles"] = subs
-            if failures is not None:
-                probe["subtitle_failures"] = failures
-            db.execute("UPDATE media SET probe = ? WHERE id = ? AND size = ? AND mtime_ns = ?",
-                       (orjson.dumps(probe).decode(), media_id, size, mtime_ns))
-
-    def refresh_sidecars(self, root: Path, files: list[tuple[str, str]], media_exts: Any) -> list[dict[str, str]]:
-        """Unchanged videos whose sidecars changed (name, size, mtime ns): their sidecar tracks are
-        found again — kept ones keep their state, new or changed ones are ``pending`` — without
-        probing the video; returns the scan errors of sidecars that cannot be offered."""
+    async def sidecars_changed(self, root: Path, files: list[tuple[str, str]]) -> list[dict[str, str]]:
+        """The scanner's ``sidecars_changed``: unchanged videos whose sidecars changed (name, size,
+        mtime ns) have their sidecar tracks found again — kept ones keep their state, new or changed
+        ones are ``pending`` — without probing the video. Returns the scan errors: sidecars that
+        cannot be offered and tracks that failed conversion (reported again, not retried)."""
+        if not self.cfg.enabled:
+            return []
         errors: list[dict[str, str]] = []
+        for start in range(0, len(files), BATCH):
+            chunk = files[start:start + BATCH]
+            found = await asyncio.to_thread(self._found_sidecars, root, chunk)
+            states = await self.store.states([media_id for media_id, _ in chunk])
+            for media_id, rel in chunk:
+                st = states.get(media_id)
+                if st is None:
+                    continue
+                stored = [(t.get("sidecar"), t.get("size"), t.get("mtime_ns")) for t in st.subtitles if t.get("external")]
+                stored += [(f[0], f[1], f[2]) for f in st.failures]
+                if sorted(found[media_id]) == sorted(stored):
+                    errors += [{"path_name": f[0], "message": f[3]} for f in st.failures]
+                    errors += failed_track_errors(Path(rel).name, st.subtitles)
+                    continue
+                subs, fails, errs = await asyncio.to_thread(self._refound, root / rel, st)
+                errors += errs + failed_track_errors(Path(rel).name, subs)
+                await self.store.save(media_id, st.size, st.mtime_ns, subs, fails)
+        return errors
+
+    def _found_sidecars(self, root: Path, files: list[tuple[str, str]]) -> dict[str, list[tuple[str, int, int]]]:
+        exts = self._media_exts()
+        out: dict[str, list[tuple[str, int, int]]] = {}
         for media_id, rel in files:
             path = root / rel
-            found = []
-            for name, _fields in T.find_sidecars(path, media_exts):
+            found = out[media_id] = []
+            for name, _fields in T.find_sidecars(path, exts):
                 try:
                     st = (path.parent / name).stat()
                 except OSError:
                     continue
                 found.append((name, st.st_size, st.st_mtime_ns))
-            row = self._row(media_id)
-            if row is None:
-                continue
-            size, mtime_ns, probe = row
-            subs = probe.get("subtitles", [])
-            fails = probe.get("subtitle_failures", [])
-            stored = [(t.get("sidecar"), t.get("size"), t.get("mtime_ns")) for t in subs if t.get("external")]
-            stored += [(f[0], f[1], f[2]) for f in fails]
-            if sorted(found) == sorted(stored):
-                errors += [{"path_name": f[0], "message": f[3]} for f in fails]  # reported again, not retried
-                continue
-            old = {(t.get("sidecar"), t.get("size"), t.get("mtime_ns")): t for t in subs if t.get("external")}
-            fresh = {"subtitles": [t for t in subs if not t.get("external")]}
-            errors += augment_probe(path, fresh, media_exts, self.cfg.max_sidecar_bytes, self.cfg.fallback_encoding)
-            for t in fresh["subtitles"]:
-                prev = old.get((t.get("sidecar"), t.get("size"), t.get("mtime_ns"))) if t.get("external") else None
-                if prev is not None and prev.get("state") == "ready":
-                    t.update({k: prev.get(k) for k in ("state", "vtt_key", "ass_key", "converter_version")})
-            self._save(media_id, size, mtime_ns, fresh["subtitles"], fresh.get("subtitle_failures", []))
-        return errors
+        return out
 
-    def _pending_media(self) -> list[str]:
-        assert self.rt.catalog is not None
-        db, lock = self.rt.catalog.connection()
-        with lock:
-            rows = db.execute("SELECT id FROM media WHERE probe LIKE '%\"state\":\"pending\"%'").fetchall()
-        return [r[0] for r in rows]
+    def _refound(self, path: Path, st: SubtitleState) -> tuple[list[dict[str, Any]], list[list[Any]], list[dict[str, str]]]:
+        """(tracks, sidecar failures, scan errors) with the sidecars found again; a track whose
+        source identity is unchanged keeps a ``ready`` or ``failed`` state (subtitles.md §1.6)."""
+        def ident(t: dict[str, Any]) -> tuple[Any, ...]:
+            if t.get("external"):
+                return ("sidecar", t.get("sidecar"), t.get("size"), t.get("mtime_ns"))
+            return ("embedded", t.get("stream_index"))
+
+        old = {ident(t): t for t in st.subtitles}
+        fresh: dict[str, Any] = {"subtitles": [dict(t) for t in st.subtitles if not t.get("external")]}
+        cfg = self.cfg
+        errors = augment_probe(path, fresh, self._media_exts(), cfg.max_sidecar_bytes, cfg.fallback_encoding)
+        for t in fresh["subtitles"]:
+            prev = old.get(ident(t))
+            if prev is not None and prev.get("state") in ("ready", "failed") and t.get("format") == "text":
+                t.update({k: prev.get(k) for k in ("state", "error", "vtt_key", "ass_key", "converter_version")})
+        return fresh["subtitles"], fresh.get("subtitle_failures", []), errors
+
+    async def failed_errors(self, limit: int = 100) -> list[dict[str, str]]:
+        """The scan errors of every track that failed conversion after its scan (an extraction that
+        failed its last attempt, a malformed track): the scan status adds them (subtitles.md §1.6)."""
+        if not self.cfg.enabled:
+            return []
+        out: list[dict[str, str]] = []
+        for rel, failed in await self.store.failed_tracks(limit):
+            out += failed_track_errors(Path(rel).name, failed)
+        return out[:limit]
 
     async def media_tracks(self, media_id: str) -> tuple[int, int, list[dict[str, Any]]] | None:
-        row = await asyncio.to_thread(self._row, media_id)
-        if row is None:
-            return None
-        return row[0], row[1], row[2].get("subtitles", [])
+        st = await self.store.state(media_id)
+        return None if st is None else (st.size, st.mtime_ns, st.subtitles)
 
     # --- jobs --------------------------------------------------------------------------------
     def should_raise(self, media_id: str, every: float = 10.0) -> bool:
@@ -267,16 +300,14 @@ class SubtitleService:
 
     async def enqueue(self, media_id: str, priority: int | None = None) -> None:
         try:
-            assert self.rt.jobs is not None
-            await self.rt.jobs.runner.enqueue(KIND, {"media_id": media_id}, priority=priority,
-                                              dedupe_key=f"{KIND}:{media_id}")
+            await self.runner.enqueue(KIND, {"media_id": media_id}, priority=priority, dedupe_key=f"{KIND}:{media_id}")
         except Exception:
             log.exception("could not queue subtitle extraction for media %s", media_id)
 
     async def after_scan(self) -> None:
         if not self.cfg.enabled:
             return
-        for media_id in await asyncio.to_thread(self._pending_media):
+        for media_id in await self.store.pending_media():
             await self.enqueue(media_id)
 
     async def _run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -285,36 +316,41 @@ class SubtitleService:
             raise PermanentJobError("the payload has no media_id")
         while self.hold and os.path.exists(self.hold):
             await asyncio.sleep(0.05)
-        row = await asyncio.to_thread(self._row, media_id)
-        if row is None:
+        state = await self.store.state(media_id)
+        if state is None:
             return
-        size, mtime_ns, probe = row
-        subs: list[dict[str, Any]] = probe.get("subtitles", [])
+        size, mtime_ns, subs = state.size, state.mtime_ns, state.subtitles
         todo = [t for t in subs if t.get("format") == "text" and t.get("state") != "failed"
                 and (t.get("state") != "ready" or t.get("converter_version") != CONVERTER_VERSION
                      or self.read(artifact_key("vtt", media_id, t, size, mtime_ns), "vtt") is None)]
         if not todo:
             return
-        source = await self.rt.media_source_path(media_id)
+        source = await self._source_path(media_id)
         if source is None:
             raise PermanentJobError("the media file is missing")
         embedded = [t for t in todo if not t.get("external")]
         outputs: dict[int, bytes] = {}
+        extract_error: str | None = None
         if embedded:
             started = time.monotonic()
             try:
                 outputs = await self._extract(ctx.id, source, embedded)
             except Exception as exc:
-                spec = self.rt.jobs.runner.kinds[KIND]  # type: ignore[union-attr]
-                if ctx.attempt >= spec.max_attempts:
-                    for t in embedded:
-                        t.update(state="failed", error=f"subtitle track {t['index']} could not be extracted")
-                    await asyncio.to_thread(self._save, media_id, size, mtime_ns, subs)
-                    self._count("failed", len(embedded))
-                raise RuntimeError(f"subtitle extraction failed: {exc}") from None
-            self._observe("embedded", time.monotonic() - started)
+                extract_error = f"subtitle extraction failed: {exc}"
+                if ctx.attempt < self.runner.kinds[KIND].max_attempts:
+                    raise RuntimeError(extract_error) from None
+                # the last attempt: the embedded tracks fail (scan errors of this file, §1.6); the
+                # sidecars are still converted
+                log.warning("media %s: %s", media_id, extract_error)
+                for t in embedded:
+                    t.update(state="failed", error=f"subtitle track {t['index']} could not be extracted")
+                self._count("failed", len(embedded))
+            else:
+                self._observe("embedded", time.monotonic() - started)
         folder = Path(source).parent
         for t in todo:
+            if t.get("state") == "failed":
+                continue
             started = time.monotonic()
             try:
                 if t.get("external"):
@@ -337,7 +373,9 @@ class SubtitleService:
                 self._count("malformed")
             if t.get("external"):
                 self._observe("sidecar", time.monotonic() - started)
-        await asyncio.to_thread(self._save, media_id, size, mtime_ns, subs)
+        await self.store.save(media_id, size, mtime_ns, subs)
+        if extract_error is not None:
+            raise PermanentJobError(extract_error)  # the job shows as failed too
 
     def _convert(self, media_id: str, size: int, mtime_ns: int, t: dict[str, Any], data: bytes) -> None:
         text, enc = T.decode(data, t.get("language"), self.cfg.fallback_encoding)
@@ -363,7 +401,7 @@ class SubtitleService:
                 cmd += ["nice", "-n", "10"]
             if shutil.which("ionice"):
                 cmd += ["ionice", "-c3"]
-            cmd += [self.rt.ffmpeg_path or "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            cmd += [self._ffmpeg_path() or "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                     "-i", source]
             names: dict[int, Path] = {}
             for t in embedded:
@@ -388,12 +426,12 @@ class SubtitleService:
             shutil.rmtree(work, ignore_errors=True)
 
     def _count(self, result: str, n: int = 1) -> None:
-        m = getattr(self.rt.metrics, "subtitle_extractions", None)
+        m = getattr(self.metrics, "subtitle_extractions", None)
         if m is not None:
             m.labels(result).inc(n)
 
     def _observe(self, source: str, seconds: float) -> None:
-        m = getattr(self.rt.metrics, "subtitle_extraction_duration", None)
+        m = getattr(self.metrics, "subtitle_extraction_duration", None)
         if m is not None:
             m.labels(source).observe(seconds)
 
@@ -419,16 +457,16 @@ class SubtitleService:
         ext = "ass" if name == "full.ass" else "vtt"
         found = await asyncio.to_thread(self.read, key, ext)
         if found is None:
-            row = await asyncio.to_thread(self._row, media_id)
-            subs = row[2].get("subtitles", []) if row else []
+            st = await self.store.state(media_id)
+            subs = st.subtitles if st is not None else []
             t = next((x for x in subs if x.get("index") == rendition["index"]), None)
             if t is None or t.get("state") == "failed":
                 raise TrackGone()
-            if t.get("state") == "ready" and row is not None:  # a missing artifact: back to pending
+            if t.get("state") == "ready" and st is not None:  # a missing artifact: back to pending
                 t["state"] = "pending"
-                await asyncio.to_thread(self._save, media_id, row[0], row[1], subs)
+                await self.store.save(media_id, st.size, st.mtime_ns, subs)
             await self.enqueue(media_id, SESSION_PRIORITY)
-            m = getattr(self.rt.metrics, "subtitle_not_ready", None)
+            m = getattr(self.metrics, "subtitle_not_ready", None)
             if m is not None:
                 m.inc()
             raise NotReady(5)

@@ -1,16 +1,14 @@
 """The admin "now playing" list and ending any session (users.md rule 22, API.md round two)."""
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any, Callable
 
-from ..core.api_error import ApiError
-from .store import SqliteUserStore
 
 
 class AdminSessions:
-    def __init__(self, playback: Any, catalog: Any, store: SqliteUserStore, node: Callable[[], str]) -> None:
+    def __init__(self, playback: Any, catalog: Any, store: Any, node: Callable[[], str]) -> None:
+        """``catalog`` and ``store``: the async store areas ``stores.catalog`` and ``stores.users``."""
         self.playback = playback
         self.catalog = catalog
         self.store = store
@@ -18,20 +16,15 @@ class AdminSessions:
 
     async def list(self) -> dict[str, Any]:
         sessions = [s for s in self.playback.sessions.all() if s.live()]
-
-        def lookup() -> tuple[dict[str, str], dict[str, str]]:
-            names: dict[str, str] = {}
-            titles: dict[str, str] = {}
-            for s in sessions:
-                if s.owner not in names:
-                    u = self.store.get_user(s.owner)
-                    names[s.owner] = u.username if u else ""
-                if s.media_id not in titles:
-                    m = self.catalog.get_media(s.media_id)
-                    titles[s.media_id] = m["title"] if m else ""
-            return names, titles
-
-        names, titles = await asyncio.to_thread(lookup)
+        names: dict[str, str] = {}
+        titles: dict[str, str] = {}
+        for s in sessions:
+            if s.owner not in names:
+                u = await self.store.get_user(s.owner)
+                names[s.owner] = u.username if u else ""
+            if s.media_id not in titles:
+                m = await self.catalog.get_media(s.media_id)
+                titles[s.media_id] = m["title"] if m else ""
         items = []
         for s in sessions:
             view = s.view([])
@@ -49,9 +42,8 @@ class AdminSessions:
         return {"items": items, "total": len(items)}
 
     async def end(self, session_id: str) -> None:
-        s = self.playback.sessions.get(session_id)
-        if s is None:
-            raise ApiError(404, "session_not_found", "No such playback session.")
+        """Any session of the service (in a cluster: from its record, wherever it was created)."""
+        s = await self.playback.find(session_id, None)
         await self.playback.end(s, "admin")
 
     async def end_user(self, user_id: str, reason: str) -> None:

@@ -16,5 +16,7 @@ class AuthInstruments:
         self.rehashes = Counter("revenge_auth_rehashes_total", "Passwords hashed again with new parameters.", registry=r)
         self.users = Gauge("revenge_users", "Accounts by role.", ["role"], registry=r)
         self.api_keys = Gauge("revenge_api_keys", "Per-user API keys.", registry=r)
+        # jobs-and-storage.md §6: the watch-state writes the progress writer holds (playback/progress.py)
+        self.buffered_writes = Gauge("revenge_db_buffered_writes", "Writes waiting for the database.", registry=r)
         for result in ("ok", "invalid", "disabled", "throttled", "busy"):
             self.logins.labels(result)

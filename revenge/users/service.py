@@ -21,7 +21,7 @@ from ..core.api_error import ApiError
 from .metrics import AuthInstruments
 from .passwords import Passwords, password_problem
 from .signin import AuthService, Caller, digest
-from .store import ApiKey, SqliteUserStore, User, UsernameTaken
+from .store import ApiKey, User, UsernameTaken
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 ROLES = ("admin", "user")
@@ -50,16 +50,17 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def ensure_builtin_admin(store: SqliteUserStore, passwords: Passwords, data_dir: Path) -> str | None:
+async def ensure_builtin_admin(store: Any, passwords: Passwords, data_dir: Path) -> str | None:
     """First start (the migration made ``admin`` without a password): a random password is set,
-    then written to ``data_dir/admin_password`` (0600) and returned for printing once. Blocking."""
-    admin_id = store.builtin_admin_id()
-    admin = store.get_user(admin_id) if admin_id else None
+    then written to ``data_dir/admin_password`` (0600) and returned for printing once. ``store`` is
+    the async users store (``stores.users``); the hash runs on a worker thread."""
+    admin_id = await store.builtin_admin_id()
+    admin = await store.get_user(admin_id) if admin_id else None
     if admin is None or admin.password_hash:
         return None
     password = random_password()
-    store.update_user(admin.id, password_hash=passwords.hash_sync(password))
-    write_private(data_dir / ADMIN_PASSWORD_FILE, password + "\n")
+    await store.update_user(admin.id, password_hash=await asyncio.to_thread(passwords.hash_sync, password))
+    await asyncio.to_thread(write_private, data_dir / ADMIN_PASSWORD_FILE, password + "\n")
     return password
 
 
@@ -69,7 +70,7 @@ def _validate_username(name: Any, problems: list[dict[str, str]]) -> None:
 
 
 class AccountService:
-    def __init__(self, store: SqliteUserStore, auth: AuthService, passwords: Passwords, metrics: AuthInstruments,
+    def __init__(self, store: Any, auth: AuthService, passwords: Passwords, metrics: AuthInstruments,
                  min_length: Callable[[], int], max_keys: Callable[[], int],
                  end_sessions: Callable[[str, str], Awaitable[None]], data_dir: Path) -> None:
         self.store = store
@@ -82,10 +83,10 @@ class AccountService:
         self.data_dir = data_dir
 
     async def refresh_gauges(self) -> None:
-        roles = await asyncio.to_thread(self.store.count_by_role)
+        roles = await self.store.count_by_role()
         for role, n in roles.items():
             self.m.users.labels(role).set(n)
-        self.m.api_keys.set(await asyncio.to_thread(self.store.count_keys))
+        self.m.api_keys.set(await self.store.count_keys())
 
     # --- me ----------------------------------------------------------------------------------
     @staticmethod
@@ -116,7 +117,7 @@ class AccountService:
 
     async def _set_password(self, user: User, password: str, keep: str | None = None) -> None:
         hashed = await self.passwords.hash(password)
-        await asyncio.to_thread(self.store.update_user, user.id, password_hash=hashed)
+        await self.store.update_user(user.id, password_hash=hashed)
         await self.auth.revoke_sign_ins(user.id, keep)
         if user.id == self.auth.builtin_admin_id:
             try:
@@ -126,7 +127,7 @@ class AccountService:
 
     # --- admin: users ------------------------------------------------------------------------
     async def list_users(self) -> dict[str, Any]:
-        users = await asyncio.to_thread(self.store.list_users)
+        users = await self.store.list_users()
         return {"items": [u.public() for u in users]}
 
     async def create_user(self, body: Any) -> dict[str, Any]:
@@ -142,26 +143,26 @@ class AccountService:
             problems.append({"field": "role", "message": "must be admin or user"})
         if problems:
             raise ApiError(422, "invalid_body", "The request body is not valid.", problems=problems)
-        if await asyncio.to_thread(self.store.user_by_name, body["username"]) is not None:
+        if await self.store.user_by_name(body["username"]) is not None:
             raise ApiError(409, "username_taken", "This username is taken.")
         user = User(str(uuid.uuid4()), body["username"], role, False, await self.passwords.hash(body["password"]),
                     now_rfc3339())
         try:
-            await asyncio.to_thread(self.store.add_user, user)
+            await self.store.add_user(user)
         except UsernameTaken:
             raise ApiError(409, "username_taken", "This username is taken.") from None
         await self.refresh_gauges()
         return user.public()
 
     async def _existing(self, user_id: str) -> User:
-        user = await asyncio.to_thread(self.store.get_user, user_id)
+        user = await self.store.get_user(user_id)
         if user is None:
             raise ApiError(404, "user_not_found", "No user has this id.")
         return user
 
     async def _would_leave_no_admin(self, user: User) -> bool:
         return user.role == "admin" and not user.disabled and \
-            await asyncio.to_thread(self.store.count_enabled_admins) <= 1
+            await self.store.count_enabled_admins() <= 1
 
     async def update_user(self, user_id: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -186,7 +187,7 @@ class AccountService:
             raise ApiError(409, "last_admin", "This would leave no enabled administrator.")
         if (demote or disable) and user.id == self.auth.builtin_admin_id:
             raise ApiError(409, "builtin_admin", "The built-in administrator cannot be demoted or disabled.")
-        await asyncio.to_thread(self.store.update_user, user.id, role=body.get("role"), disabled=body.get("disabled"))
+        await self.store.update_user(user.id, role=body.get("role"), disabled=body.get("disabled"))
         if "password" in body:
             await self._set_password(user, body["password"])
         self.auth.drop_user(user.id)
@@ -202,7 +203,7 @@ class AccountService:
             raise ApiError(409, "last_admin", "This would leave no enabled administrator.")
         if user.id == self.auth.builtin_admin_id:
             raise ApiError(409, "builtin_admin", "The built-in administrator cannot be deleted.")
-        await asyncio.to_thread(self.store.delete_user, user.id)  # sign-ins, keys, watch state cascade
+        await self.store.delete_user(user.id)  # sign-ins, keys, watch state cascade
         self.auth.drop_user(user.id)
         await self._end_sessions(user.id, "user_removed")
         await self.auth.recount()
@@ -216,7 +217,7 @@ class AccountService:
 
     async def list_keys(self, caller: Caller) -> dict[str, Any]:
         await self.auth.flush_usage()
-        keys = await asyncio.to_thread(self.store.list_keys, caller.user.id)
+        keys = await self.store.list_keys(caller.user.id)
         return {"items": [self._key_view(k) for k in keys]}
 
     async def create_key(self, caller: Caller, body: Any) -> dict[str, Any]:
@@ -229,16 +230,16 @@ class AccountService:
             problems.append({"field": "name", "message": "must be 1 to 64 characters without control characters"})
         if problems:
             raise ApiError(422, "invalid_body", "The request body is not valid.", problems=problems)
-        if await asyncio.to_thread(self.store.count_keys, caller.user.id) >= self._max_keys():
+        if await self.store.count_keys(caller.user.id) >= self._max_keys():
             raise ApiError(409, "api_key_limit", "This account has as many API keys as allowed.")
         secret = secrets.token_urlsafe(32)
         key = ApiKey(str(uuid.uuid4()), caller.user.id, secret[:8], name, now_rfc3339(), None)
-        await asyncio.to_thread(self.store.add_key, key, digest(secret))
+        await self.store.add_key(key, digest(secret))
         await self.refresh_gauges()
         return {"id": key.id, "name": key.name, "key": secret, "prefix": key.prefix, "created_at": key.created_at}
 
     async def delete_key(self, caller: Caller, key_id: str) -> None:
-        if not await asyncio.to_thread(self.store.delete_key, caller.user.id, key_id):
+        if not await self.store.delete_key(caller.user.id, key_id):
             raise ApiError(404, "not_found", "No API key of yours has this id.")
         self.auth.drop_key(key_id)
         await self.refresh_gauges()

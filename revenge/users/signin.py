@@ -24,9 +24,10 @@ import blake3
 from ..core.times import rfc3339
 from ..core.api_error import ApiError
 from ..core.config.schema import AuthConfig
+from ..store.errors import unavailable
 from .metrics import AuthInstruments
 from .passwords import Passwords
-from .store import ApiKey, SignIn, SqliteUserStore, User
+from .store import ApiKey, SignIn, User
 
 log = logging.getLogger("revenge.auth")
 COOKIE = "revenge_session"
@@ -89,7 +90,7 @@ class Backoff:
 
 
 class AuthService:
-    def __init__(self, store: SqliteUserStore, passwords: Passwords, cfg: Callable[[], AuthConfig],
+    def __init__(self, store: Any, passwords: Passwords, cfg: Callable[[], AuthConfig],
                  config_key: Callable[[Any], str | None], secret: str, metrics: AuthInstruments,
                  trusted_peer: Callable[[str | None], bool], cors_origins: Callable[[], list[str]],
                  dummy_hash: str) -> None:
@@ -130,12 +131,29 @@ class AuthService:
         hit = self._users.get(user_id)
         if hit is not None and self._fresh(hit[1], now):
             return hit[0]
-        u = await asyncio.to_thread(self.store.get_user, user_id)
+        try:
+            u = await self.store.get_user(user_id)
+        except Exception as exc:
+            if hit is not None and unavailable(exc):  # past the TTL, usable while the outage lasts (§7.3)
+                return hit[0]
+            raise
         if u is not None:
             self._users[user_id] = (u, now)
         else:
             self._users.pop(user_id, None)
         return u
+
+    @staticmethod
+    async def _stale_ok(read: Any, hit: tuple[Any, float] | None) -> Any:
+        """The stored row; when the database does not answer, the cached one past its TTL: cached
+        credentials stay usable while an outage lasts (jobs-and-storage.md §7.3); revocations still
+        drop them from the cache."""
+        try:
+            return await read
+        except Exception as exc:
+            if hit is not None and unavailable(exc):
+                return hit[0]
+            raise
 
     def drop_user(self, user_id: str) -> None:
         """Every cached credential of this user goes, before the revoking request answers."""
@@ -213,7 +231,7 @@ class AuthService:
             hit = self._keys.get(h)
             row = hit[0] if hit is not None and self._fresh(hit[1], now) else None
             if row is None:
-                row = await asyncio.to_thread(self.store.key_by_hash, h)
+                row = await self._stale_ok(self.store.key_by_hash(h), hit)
                 if row is None:
                     self._keys.pop(h, None)
                     self.m.rejected.labels("bad_key").inc()
@@ -249,7 +267,7 @@ class AuthService:
         hit = self._sign_ins.get(h)
         s = hit[0] if hit is not None and self._fresh(hit[1], now) else None
         if s is None:
-            s = await asyncio.to_thread(self.store.get_sign_in, h)
+            s = await self._stale_ok(self.store.get_sign_in(h), hit)
             if s is None:
                 self.drop_sign_in(h)
                 return None
@@ -317,12 +335,12 @@ class AuthService:
         sid = secrets.token_urlsafe(32)
         wall = time.time()
         s = SignIn(digest(sid), user.id, wall, wall, wall + cfg.session_max_age)
-        await asyncio.to_thread(self.store.add_sign_in, s, user_agent, address)
+        await self.store.add_sign_in(s, user_agent, address)
         self.active_sign_ins += 1
         old = cookie_value(scope.get("headers", ()))
         if old is not None and COOKIE_RE.match(old):  # the request's own old sign-in ends
             oh = digest(old)
-            if await asyncio.to_thread(self.store.delete_sign_in, oh):
+            if await self.store.delete_sign_in(oh):
                 self.active_sign_ins = max(0, self.active_sign_ins - 1)
             self.drop_sign_in(oh)
         self.m.logins.labels("ok").inc()
@@ -340,7 +358,7 @@ class AuthService:
             self.m.logins.labels("throttled").inc()
             raise ApiError(429, "rate_limited", "Too many failed sign-ins for this name; wait a little.",
                            [(b"retry-after", str(max(1, int(wait + 0.999))).encode())])
-        user = await asyncio.to_thread(self.store.user_by_name, name)
+        user = await self.store.user_by_name(name)
         stored = user.password_hash if user is not None and user.password_hash else self._dummy
         try:
             ok, rehash = await self.passwords.verify(stored, password)
@@ -359,7 +377,7 @@ class AuthService:
     async def _rehash(self, user: User, password: str) -> None:
         try:
             new = await self.passwords.hash(password)
-            await asyncio.to_thread(self.store.update_user, user.id, password_hash=new)
+            await self.store.update_user(user.id, password_hash=new)
             self._users.pop(user.id, None)
             self.m.rehashes.inc()
         except Exception:  # the old hash keeps working; the next sign-in tries again
@@ -379,20 +397,20 @@ class AuthService:
         if given is None or not hmac.compare_digest(given, self.csrf_token(value).encode()):
             self.m.rejected.labels("csrf").inc()
             raise ApiError(403, "csrf_failed", "The X-CSRF-Token header is missing or wrong.")
-        if await asyncio.to_thread(self.store.delete_sign_in, h):
+        if await self.store.delete_sign_in(h):
             self.active_sign_ins = max(0, self.active_sign_ins - 1)
         self.drop_sign_in(h)
         return clear
 
     async def revoke_sign_ins(self, user_id: str, keep: str | None = None) -> None:
         """Ends the user's sign-ins (all but ``keep``) and drops every cached credential of theirs."""
-        await asyncio.to_thread(self.store.delete_sign_ins, user_id, keep)
+        await self.store.delete_sign_ins(user_id, keep)
         self.drop_user(user_id)
         await self.recount()
 
     async def recount(self) -> None:
         cfg = self.cfg
-        self.active_sign_ins = await asyncio.to_thread(self.store.count_sign_ins, time.time(), cfg.session_idle)
+        self.active_sign_ins = await self.store.count_sign_ins(time.time(), cfg.session_idle)
 
     # --- workers -----------------------------------------------------------------------------
     async def flush_usage(self) -> None:
@@ -401,9 +419,12 @@ class AuthService:
         seen, used = self._seen, self._used
         self._seen, self._used = {}, {}
         try:
-            await asyncio.to_thread(self.store.touch, seen, used)
-        except Exception:
-            log.exception("could not write sign-in and key usage; kept for the next flush")
+            await self.store.touch(seen, used)
+        except Exception as exc:
+            if unavailable(exc):
+                log.warning("could not write sign-in and key usage (%s); kept for the next flush", exc)
+            else:
+                log.exception("could not write sign-in and key usage; kept for the next flush")
             for k, v in seen.items():
                 self._seen[k] = max(v, self._seen.get(k, 0.0))
             for k, v in used.items():
@@ -427,5 +448,5 @@ class AuthService:
     async def sweep(self) -> None:
         """The ``auth_sweeper`` job: ended sign-ins are deleted."""
         await self.flush_usage()
-        await asyncio.to_thread(self.store.sweep_sign_ins, time.time(), self.cfg.session_idle)
+        await self.store.sweep_sign_ins(time.time(), self.cfg.session_idle)
         await self.recount()

@@ -226,13 +226,20 @@ class SqliteUserStore:
             " ORDER BY updated_at DESC LIMIT ?", (user_id, limit))]
 
     def set_played(self, user_id: str, media_id: str, played: bool, now: str) -> None:
-        """Played: position 0, and from unplayed one more play now. Unplayed: position 0, count kept."""
+        """Played: position 0, and from unplayed one more play now. Unplayed: position 0, count kept.
+        ``now`` is the mark's time: a row written later than it stays (a replayed mark changes
+        nothing, jobs-and-storage.md §2.6); unknown media or users are skipped."""
         if played:
             self._run("INSERT INTO watch_state (user_id, media_id, position_seconds, played, play_count, last_played_at,"
-                      " updated_at) VALUES (?, ?, 0, 1, 1, ?, ?) ON CONFLICT (user_id, media_id) DO UPDATE SET"
+                      " updated_at) SELECT ?, ?, 0, 1, 1, ?, ?"
+                      " WHERE EXISTS (SELECT 1 FROM media WHERE id = ?) AND EXISTS (SELECT 1 FROM users WHERE id = ?)"
+                      " ON CONFLICT (user_id, media_id) DO UPDATE SET"
                       " position_seconds = 0, play_count = play_count + (1 - played),"
                       " last_played_at = CASE WHEN played = 0 THEN excluded.last_played_at ELSE last_played_at END,"
-                      " played = 1, updated_at = excluded.updated_at", (user_id, media_id, now, now))
+                      " played = 1, updated_at = excluded.updated_at"
+                      " WHERE watch_state.updated_at IS NULL OR excluded.updated_at >= watch_state.updated_at",
+                      (user_id, media_id, now, now, media_id, user_id))
         else:
             self._run("UPDATE watch_state SET played = 0, position_seconds = 0, updated_at = ?"
-                      " WHERE user_id = ? AND media_id = ?", (now, user_id, media_id))
+                      " WHERE user_id = ? AND media_id = ? AND (updated_at IS NULL OR updated_at <= ?)",
+                      (now, user_id, media_id, now))

@@ -1,14 +1,13 @@
 """Per-user watch state on items (users.md §5): ``user_data``, resume points, played/unplayed,
-continue watching and next up. Reads overlay this node's queued heartbeat (rule 20)."""
+continue watching and next up, over the async store of either backend. Reads overlay this node's
+queued heartbeats and the writes held through a database outage (rule 20; playback/progress.py)."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..core.api_error import ApiError
-from ..core.times import now_rfc3339
 from ..playback.progress import ProgressWriter
-from .store import SqliteUserStore
+from ..store.errors import unavailable
 
 
 def _blank() -> dict[str, Any]:
@@ -16,66 +15,104 @@ def _blank() -> dict[str, Any]:
 
 
 class WatchService:
-    def __init__(self, catalog: Any, store: SqliteUserStore, progress: ProgressWriter) -> None:
+    def __init__(self, catalog: Any, store: Any, progress: ProgressWriter) -> None:
+        """``catalog`` and ``store`` are the async store areas ``stores.catalog`` and ``stores.users``
+        (either backend)."""
         self.catalog = catalog
         self.store = store
         self.progress = progress
 
-    def _overlay(self, user_id: str, media_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        queued = self.progress.pending(user_id, media_id)
-        if queued is not None:
-            state = {**state, "position_seconds": queued[0], "played": state["played"] or queued[1]}
-        return state
-
-    def _attach(self, user_id: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if user_id is None:
+    async def attach(self, user_id: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each item's ``user_data`` for ``user_id``, this node's queued and held writes overlaid."""
+        if user_id is None or not items:
             return items
-        states = self.store.user_data(user_id, [i["id"] for i in items])
+        states = await self.store.user_data(user_id, [i["id"] for i in items])
         for item in items:
-            s = self._overlay(user_id, item["id"], states.get(item["id"]) or _blank())
+            s = self.progress.overlay(user_id, item["id"], states.get(item["id"]) or _blank())
             item["user_data"] = {k: s[k] for k in ("position_seconds", "played", "play_count", "last_played_at")}
         return items
 
     async def list_media(self, user_id: str | None, limit: int, offset: int, q: str | None, **filters: Any
                          ) -> tuple[list[dict[str, Any]], int]:
-        def run() -> tuple[list[dict[str, Any]], int]:
-            items, total = self.catalog.list_media(limit, offset, q, **filters)
-            return self._attach(user_id, items), total
-
-        return await asyncio.to_thread(run)
+        await self.progress.settle()
+        items, total = await self.catalog.list_media(limit, offset, q, **filters)
+        return await self.attach(user_id, items), total
 
     async def get_media(self, user_id: str | None, media_id: str) -> dict[str, Any]:
-        def run() -> dict[str, Any] | None:
-            item = self.catalog.get_media(media_id)
-            return self._attach(user_id, [item])[0] if item is not None else None
-
-        item = await asyncio.to_thread(run)
+        await self.progress.settle()
+        item = await self.catalog.get_media(media_id)
         if item is None:
             raise ApiError(404, "media_not_found", "No media item has this id.")
-        return item
+        return (await self.attach(user_id, [item]))[0]
 
     async def resume_point(self, user_id: str, media_id: str) -> dict[str, Any]:
-        item = await self.get_media(user_id, media_id)
-        state = await asyncio.to_thread(self.store.user_data, user_id, [media_id])
-        return {"position_seconds": item["user_data"]["position_seconds"],
-                "updated_at": (state.get(media_id) or _blank())["updated_at"]}
+        await self.progress.settle()
+        if await self.catalog.get_file(media_id) is None:
+            raise ApiError(404, "media_not_found", "No media item has this id.")
+        state = (await self.store.user_data(user_id, [media_id])).get(media_id) or _blank()
+        return {"position_seconds": self.progress.overlay(user_id, media_id, state)["position_seconds"],
+                "updated_at": state["updated_at"]}
 
     async def set_played(self, user_id: str, media_id: str, played: bool) -> None:
-        if await asyncio.to_thread(self.catalog.get_file, media_id) is None:
+        """Written now, or held through an outage and answered as usual (jobs-and-storage.md §7.3)."""
+        try:
+            known = await self.catalog.get_file(media_id) is not None
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            known = True  # the store skips a mark of unknown media when it is written
+        if not known:
             raise ApiError(404, "media_not_found", "No media item has this id.")
-        self.progress.drop(user_id, media_id)
-        await asyncio.to_thread(self.store.set_played, user_id, media_id, played, now_rfc3339())
+        await self.progress.mark(user_id, media_id, played)  # stamped after any queued report of it
 
     async def continue_watching(self, user_id: str, limit: int) -> dict[str, Any]:
         await self.progress.flush()  # queued positions are part of the answer
-
-        def run() -> list[dict[str, Any]]:
-            items = [self.catalog.get_media(m) for m in self.store.continue_watching(user_id, limit)]
-            return self._attach(user_id, [i for i in items if i is not None])
-
-        return {"items": await asyncio.to_thread(run)}
+        items = [await self.catalog.get_media(m) for m in await self.store.continue_watching(user_id, limit)]
+        return {"items": await self.attach(user_id, [i for i in items if i is not None])}
 
     async def next_up(self, user_id: str, limit: int) -> dict[str, Any]:
-        """Per show, the first unplayed episode after the latest played one. The catalog has no
-        show/season/episode fields yet (metadata.md adds them), so no item qualifies today."""
-        return {"items": []}
+        """Per show (users.md rule 21): anchor = its played episode with the latest
+        ``last_played_at``; answer = the first later episode in (season, episode) order, past the
+        anchor's ``episode_end``, that is not played; season 0 only when the anchor is in it;
+        newest anchor first. Reads every listed episode with this user's state (no store query
+        of its own yet: O(episodes) per call)."""
+        await self.progress.flush()  # queued marks and positions are part of the answer
+        episodes: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page, total = await self.catalog.list_media(500, offset, None, kind="episode")
+            episodes += page
+            offset += len(page)
+            if not page or offset >= total or offset >= 100_000:
+                break
+        await self.attach(user_id, episodes)
+        shows: dict[str, list[dict[str, Any]]] = {}
+        for e in episodes:
+            show = e.get("show")
+            if isinstance(show, dict) and show.get("id"):
+                shows.setdefault(show["id"], []).append(e)
+
+        def order(e: dict[str, Any]) -> tuple[Any, ...]:
+            season, ep = e.get("season"), e.get("episode")
+            return (season if isinstance(season, int) else 1, ep is None, ep if isinstance(ep, int) else 0,
+                    e.get("premiered") or "", e.get("id") or "")
+
+        found: list[tuple[str, dict[str, Any]]] = []
+        for eps in shows.values():
+            eps.sort(key=order)
+            played = [e for e in eps if (e.get("user_data") or {}).get("played")]
+            if not played:
+                continue
+            anchor = max(played, key=lambda e: ((e.get("user_data") or {}).get("last_played_at") or "", order(e)))
+            season = anchor.get("season") if isinstance(anchor.get("season"), int) else 1
+            last = anchor.get("episode_end") or anchor.get("episode")
+            for e in eps[eps.index(anchor) + 1:]:
+                s2, n2 = order(e)[0], e.get("episode")
+                if (e.get("user_data") or {}).get("played") or (s2 == 0 and season != 0):
+                    continue
+                if s2 == season and isinstance(last, int) and isinstance(n2, int) and n2 <= last:
+                    continue
+                found.append(((anchor.get("user_data") or {}).get("last_played_at") or "", e))
+                break
+        found.sort(key=lambda f: f[0], reverse=True)
+        return {"items": [e for _, e in found[:limit]]}

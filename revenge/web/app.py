@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..store.errors import unavailable
 from ..core.config import Config
 from ..runtime import Runtime
 from .handlers.admin import AdminHandlers
 from .handlers.media import MediaHandlers
 from .handlers.library import LibraryHandlers
 from .handlers.jobs import JobHandlers
+from .handlers.internal import InternalHandlers
 from .handlers.trickplay import TrickplayHandlers
 from .handlers.playback import PREFIX, PlaybackHandlers
 from .handlers.system import SystemHandlers
@@ -59,6 +61,8 @@ class RevengeApp:
         r.add("GET", "/api/v1/library/scan", media.scan_status)
         r.add("GET", "/internal/v1/media/{id}/source", media.internal_source)
         r.add("GET", "/internal/v1/media/{id}/probe", media.internal_probe)
+        internal = InternalHandlers(self.runtime)
+        r.add("GET", "/internal/v1/segments/{key}", internal.segment)
         pb = PlaybackHandlers(self.runtime)
         r.add("POST", "/api/v1/playback/sessions", pb.create)
         r.add("GET", "/api/v1/playback/sessions", pb.list)
@@ -67,6 +71,7 @@ class RevengeApp:
         r.add("POST", "/api/v1/playback/sessions/{sid}/progress", pb.progress)
         admin = AdminHandlers(self.runtime)
         r.add("POST", "/api/v1/admin/config/reload", admin.reload)
+        r.add("GET", "/api/v1/admin/cluster", admin.cluster)
         users = UserHandlers(self.runtime)
         r.add("POST", "/api/v1/auth/login", users.login)
         r.add("POST", "/api/v1/auth/logout", users.logout)
@@ -136,7 +141,12 @@ class RevengeApp:
 
         try:
             await match.handler(scope, receive, tracking_send, **match.params)
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc) and not started:  # jobs-and-storage.md §7.3: degrade, never a 500
+                log.warning("database unavailable (request %s): %s", scope.get("revenge.request_id"), exc)
+                await send_error(send, 503, "database_unavailable",
+                                 "The database is unavailable; try again in a few seconds.", [(b"retry-after", b"5")])
+                return
             log.exception("unhandled error (request %s)", scope.get("revenge.request_id"))
             if started:
                 raise  # mid-body: the only honest answer is to abort the connection

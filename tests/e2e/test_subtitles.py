@@ -19,7 +19,8 @@ import pytest
 from revenge.runtime import find_ffmpeg
 from tests.conftest import ServerProcess, start_server
 from tests.e2e.test_browser import node_modules  # noqa: F401  (fixture: Chromium, node, hls.js)
-from tests.subtitle_media import BITMAP, LATIN1, NAME, PLAIN, make, make_bitmap
+from tests.subtitle_media import (BITMAP, LATIN1, NAME, PLAIN, VOBSUB, VOBSUB_CAPTIONS, make, make_bitmap,
+                                  make_vobsub, vobsub_pair)
 
 pytestmark = pytest.mark.e2e
 FFMPEG = find_ffmpeg() or "ffmpeg"
@@ -48,6 +49,7 @@ def library(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sub-lib")
     make(root, FFMPEG)
     make_bitmap(root, FFMPEG)
+    make_vobsub(root, FFMPEG)
     return root
 
 
@@ -421,6 +423,72 @@ def test_bitmap_burn_in(srv, released, tmp_path, track):
     a, b = _frames(srv, clean1, 1, tmp_path), _frames(srv, later, 1, tmp_path)
     inside, outside = _box(a[5 * frame:6 * frame], b[5 * frame:6 * frame])  # 6.5 s from an encoder started at 1
     assert inside > 50 / 255 and outside < 2 / 255, (inside, outside)
+
+
+# --- 8b. VobSub: embedded dvd_subtitle and an .idx/.sub sidecar pair ----------------------------
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
+def test_vobsub_fixture_has_the_cue_times_written(library):
+    """The hand-written SPUs are what ffmpeg reads: a dvd_subtitle stream, embedded and as the
+    .idx/.sub pair, with each caption's start (packet time) and end (the SPU's stop command)."""
+    _, _, times = vobsub_pair(VOBSUB_CAPTIONS)
+    stem = VOBSUB.rsplit(".", 1)[0]
+    for name in (VOBSUB, f"{stem}.fr.idx"):
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "s", "-show_entries",
+                              "stream=codec_name,width,height:subtitle=pts_time,end_display_time", "-show_frames",
+                              "-of", "json", str(library / name)], capture_output=True, text=True, check=True).stdout
+        got = json.loads(out)
+        assert [(s["codec_name"], s["width"], s["height"]) for s in got["streams"]] == [("dvd_subtitle", 640, 360)]
+        cues = [(float(f["pts_time"]), float(f["pts_time"]) + f["end_display_time"] / 1000) for f in got["frames"]]
+        assert len(cues) == len(times) and all(abs(a - c) < 0.002 and abs(b - d) < 0.002
+                                               for (a, b), (c, d) in zip(cues, times)), (name, cues, times)
+
+
+def test_vobsub_tracks_are_listed_never_renditions(srv):
+    mid = srv.media_id(VOBSUB)
+    with srv.api() as c:
+        item = c.get(f"/api/v1/media/{mid}").json()
+        errors = c.get("/api/v1/library/scan").json()["errors"]
+        for track in (0, 1):  # bitmap without burn-in
+            r = c.post("/api/v1/playback/sessions", json={"media_id": mid, "subtitle_track": track}, headers=UA)
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_body" and "subtitle_track" in r.text
+    # the .sub is the pair's data, not a track of its own
+    assert [(s["index"], s["codec"], s["format"], s["language"], s["external"]) for s in item["subtitles"]] == [
+        (0, "dvd_subtitle", "bitmap", "fre", False), (1, "dvd_subtitle", "bitmap", "fr", True)]
+    assert not [e for e in errors if e["path_name"].startswith("VobSub")], errors
+    clean = session(srv, mid, **ENCODE)
+    assert clean["subtitles"] == []
+    assert "TYPE=SUBTITLES" not in httpx.get(srv.base_url + clean["master_playlist_url"]).text
+    base = base_of(srv, clean)
+    for path in ("subs_0/index.m3u8", "subs_0/full.vtt", "subs_1/seg-00000.vtt", "subs_1/full.vtt"):
+        assert httpx.get(f"{base}/{path}").status_code == 404, path
+
+
+@pytest.mark.parametrize("track", [0, 1], ids=["embedded-vobsub", "sidecar-idx"])
+def test_vobsub_burn_in(srv, released, tmp_path, track):
+    """The 640×360 DVD canvas is stretched onto the 320×180 picture: the box (120,260 400×60) lands
+    on (60,130 200×30), shown 1–3 s and 5–7 s, from an encoder started at 0 and at segment 1."""
+    mid = srv.media_id(VOBSUB)
+    clean = session(srv, mid, **ENCODE)
+    burned = session(srv, mid, subtitle_track=track, burn_in_subtitles=True, **ENCODE)
+    assert burned["mode"] == "transcode" and burned["subtitles"] == []
+    assert "TYPE=SUBTITLES" not in httpx.get(srv.base_url + burned["master_playlist_url"]).text
+    frame = W * H
+    a, b = _frames(srv, clean, 0, tmp_path), _frames(srv, burned, 0, tmp_path)
+    inside, outside = _box(a[20 * frame:21 * frame], b[20 * frame:21 * frame])  # 2.0 s
+    assert inside > 50 / 255 and outside < 2 / 255, (inside, outside)
+    inside, outside = _box(a[40 * frame:41 * frame], b[40 * frame:41 * frame])  # 4.0 s: ended at 3.002 s
+    assert inside < 2 / 255 and outside < 2 / 255, (inside, outside)
+    name = burned["variants"][0]["name"]
+    assert httpx.get(f"{base_of(srv, burned)}/{name}/seg-00000.m4s").headers["etag"] != \
+        httpx.get(f"{base_of(srv, clean)}/{name}/seg-00000.m4s").headers["etag"]
+    other = {"client_profile": {"max_bitrate_kbps": 230 - track}}  # new encoders, not the ones started at 0
+    later = session(srv, mid, subtitle_track=track, burn_in_subtitles=True, start_position_seconds=6, **other)
+    clean1 = session(srv, mid, start_position_seconds=6, **other)
+    a, b = _frames(srv, clean1, 1, tmp_path), _frames(srv, later, 1, tmp_path)
+    inside, outside = _box(a[5 * frame:6 * frame], b[5 * frame:6 * frame])  # 6.5 s from an encoder started at 1
+    assert inside > 50 / 255 and outside < 2 / 255, (inside, outside)
+    inside, outside = _box(a[15 * frame:16 * frame], b[15 * frame:16 * frame])  # 7.5 s: ended at 7.002 s
+    assert inside < 2 / 255 and outside < 2 / 255, (inside, outside)
 
 
 # --- 9. a new sidecar beside an unchanged video ---------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from revenge.library.catalog import SCHEMA_VERSION, Catalog
 from revenge.library.probe import ProbeError, probe_file
 from revenge.library.scanner import ScanInProgress, Scanner
+from revenge.store.sqlite_catalog import Threaded
 
 EXTS = ["mkv", "mp4", "mp3"]
 
@@ -26,7 +27,7 @@ def library(tmp_path: Path, demo_media: Path) -> Path:
 
 def run_scan(catalog: Catalog, roots: list[Path]) -> dict:
     async def main():
-        return await Scanner(catalog, roots, EXTS, 2, 30).scan()
+        return await Scanner(Threaded(catalog), roots, EXTS, 2, 30).scan()  # the async store, as served
 
     return asyncio.run(main())
 
@@ -109,7 +110,7 @@ def test_missing_root_keeps_rows_and_fails(tmp_path: Path, library: Path):
 
 def test_one_scan_at_a_time(tmp_path: Path, library: Path):
     async def main():
-        s = Scanner(Catalog(tmp_path / "c.db"), [library], EXTS, 1, 30)
+        s = Scanner(Threaded(Catalog(tmp_path / "c.db")), [library], EXTS, 1, 30)
         s.start()
         with pytest.raises(ScanInProgress):
             s.start()
@@ -155,3 +156,38 @@ def test_cli_scan_exit_codes(tmp_path: Path, library: Path):
     up = subprocess.run([sys.executable, "-m", "revenge", "db", "upgrade", "--data-dir", str(tmp_path / "var")],
                         capture_output=True, text=True, timeout=60)
     assert up.returncode == 0 and "the database schema is at" in up.stderr + up.stdout
+
+
+def test_cli_scan_and_db_upgrade_on_postgres(tmp_path: Path, library: Path, postgres):
+    """``revenge scan`` and ``revenge db upgrade`` open the configured store (``database.url``):
+    the scan's rows and its job land in PostgreSQL, nothing in a SQLite file."""
+    import subprocess
+    import sys
+
+    dsn = postgres.create_database()
+    env = {**os.environ, "REVENGE_DATABASE__URL": dsn}
+    up = subprocess.run([sys.executable, "-m", "revenge", "db", "upgrade", "--data-dir", str(tmp_path / "var")],
+                        capture_output=True, text=True, timeout=60, env=env)
+    from revenge.store.migrations import latest
+
+    assert up.returncode == 0 and f"the database schema is at {latest('postgres')} of" in up.stdout, up.stderr
+    (library / "broken.mkv").write_bytes(b"junk" * 100)
+    args = [sys.executable, "-m", "revenge", "scan", "--data-dir", str(tmp_path / "var"), "--library", str(library)]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0 and "4/4 probed" in res.stderr and "3 added" in res.stderr, res.stderr
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0 and "0/0 probed" in res.stderr and "broken.mkv:" in res.stderr, res.stderr
+    assert not (tmp_path / "var" / "catalog.db").exists()
+
+    async def rows():
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            return (await conn.fetchval("SELECT count(*) FROM media"),
+                    [tuple(r) for r in await conn.fetch("SELECT state, node FROM jobs ORDER BY created_at")],
+                    await conn.fetchval("SELECT count(*) FROM scans"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(rows()) == (3, [("succeeded", "cli"), ("succeeded", "cli")], 2)

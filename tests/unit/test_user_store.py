@@ -115,3 +115,33 @@ def test_watch_state(stores):
         data = await users.user_data(kid.id, [a])
         assert not data[a]["played"] and data[a]["play_count"] == 1
     run(stores, body)
+
+
+def test_an_older_write_changes_nothing(stores):
+    """Watch-state writes carry their report time and apply only when newer than the row (§2.6):
+    a late flush or a replay rolls nothing back and counts no play twice."""
+    async def body(users, catalog):
+        kid = new_user("kid")
+        await users.add_user(kid)
+        probe = {"title": "Film", "container": "mkv", "duration_seconds": 600.0, "video": None, "audio": [],
+                 "subtitles": []}
+        [a] = await catalog.write_batch([(None, "/r", "a.mkv", 1, 1, probe)], [], [])
+        t1, t2, t3 = "2026-12-01T10:00:01.000Z", "2026-12-01T10:00:02.000Z", "2026-12-01T10:00:03.000Z"
+        await catalog.set_progress_many([(kid.id, a, 200.0, False, False, t2)])
+        await catalog.set_progress_many([(kid.id, a, 100.0, False, False, t1)])  # older: ignored
+        p = await catalog.get_progress(kid.id, a)
+        assert p["position_seconds"] == 200.0 and p["updated_at"] == t2
+        await catalog.set_progress_many([(kid.id, a, 0.0, True, True, t3)])  # 95 %: one play
+        await catalog.set_progress_many([(kid.id, a, 0.0, True, True, t3)])  # the same write replayed
+        p = await catalog.get_progress(kid.id, a)
+        assert p["played"] and p["play_count"] == 1 and p["last_played_at"] == t3
+        await users.set_played(kid.id, a, False, t2)  # a mark older than the row: nothing
+        assert (await users.user_data(kid.id, [a]))[a]["played"]
+        t4, t5 = "2026-12-01T10:00:04.000Z", "2026-12-01T10:00:05.000Z"
+        await users.set_played(kid.id, a, False, t4)
+        await catalog.set_progress_many([(kid.id, a, 300.0, False, False, t5)])
+        await users.set_played(kid.id, a, True, t4)  # replayed after a newer position: nothing
+        d = (await users.user_data(kid.id, [a]))[a]
+        assert (d["position_seconds"], d["played"], d["play_count"], d["updated_at"]) == (300.0, False, 1, t5)
+        await users.set_played(kid.id, str(uuid.uuid4()), True, t5)  # unknown media: skipped, no error
+    run(stores, body)

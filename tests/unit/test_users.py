@@ -93,7 +93,7 @@ def test_played_counted_once_per_session() -> None:
     class Sink:
         rows: list = []
 
-        def set_progress_many(self, rows: list) -> None:
+        async def set_progress_many(self, rows: list) -> None:  # the async catalog store
             self.rows.extend(rows)
 
     sink = Sink()
@@ -105,7 +105,7 @@ def test_played_counted_once_per_session() -> None:
     w.queue("u", "m", 96.0, 100.0, "session-2")
     w.queue("u", "m", 10.0, 100.0, "session-2")  # a later short play keeps played (and the count)
     asyncio.run(w.flush())
-    assert sink.rows[-1][2:] == (0.0, True, True)
+    assert sink.rows[-1][2:5] == (0.0, True, True)
     w.queue("u", "m", 50.0, 100.0, "session-3")
     w.drop("u", "m")  # a mark played wins over the queued heartbeat
     assert w.pending("u", "m") is None
@@ -133,3 +133,31 @@ def test_old_session_knob_is_an_alias() -> None:
         load_config(environ={"REVENGE_PLAYBACK__MAX_SESSIONS_PER_KEY": "2", "REVENGE_PLAYBACK__MAX_SESSIONS_PER_USER": "3"})
     message = str(exc.value.problems)
     assert "max_sessions_per_user" in message and "max_sessions_per_key" in message
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_cli_works_on_the_store_of_database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``revenge user …`` opens the store the server would (``open_stores``): SQLite or PostgreSQL."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    env["REVENGE_AUTH__ARGON2__MEMORY_COST"] = str(CHEAP.memory_cost)
+    if backend == "postgres":
+        env["REVENGE_DATABASE__URL"] = request.getfixturevalue("postgres").create_database()
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "revenge", "user", *args, "--data-dir", str(tmp_path / "var")],
+                              input=stdin, capture_output=True, text=True, timeout=120, env=env)
+
+    assert cli("add", "kid", "--password-stdin", stdin="a long password\n").returncode == 0
+    assert cli("add", "KID", "--password-stdin", stdin="a long password\n").returncode == 1
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[1] for line in listed.stdout.splitlines()] == ["admin", "kid"]
+    assert cli("passwd", "kid", "--password-stdin", stdin="another long one\n").returncode == 0
+    refused = cli("remove", "admin")
+    assert refused.returncode == 1 and "builtin_admin" in refused.stderr
+    assert cli("remove", "kid").returncode == 0 and "kid" not in cli("list").stdout
+    assert (tmp_path / "var" / "catalog.db").exists() == (backend == "sqlite")

@@ -196,11 +196,17 @@ class BulkheadConfig:
 @dataclass(frozen=True)
 class BreakersConfig:
     transcoder_remote: BreakerConfig = field(default_factory=BreakerConfig)
+    # metadata.md: one breaker per metadata provider, the defaults
+    metadata_tmdb: BreakerConfig = field(default_factory=BreakerConfig)
+    metadata_tvdb: BreakerConfig = field(default_factory=BreakerConfig)
 
 
 @dataclass(frozen=True)
 class RetriesConfig:
     transcoder_remote: RetryConfig = field(default_factory=RetryConfig)
+    # metadata.md: 4 attempts, 0.5 s × 2, at most 30 s, full jitter
+    metadata_tmdb: RetryConfig = field(default_factory=lambda: RetryConfig(4, 0.5, 2.0, 30.0, 1.0))
+    metadata_tvdb: RetryConfig = field(default_factory=lambda: RetryConfig(4, 0.5, 2.0, 30.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,9 @@ class BulkheadsConfig:
     transcoder_remote: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(64, 128, 2.0))
     # max_concurrent of the encoders bulkhead always equals transcoder.max_encoders
     encoders: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(1, 16, 15.0))
+    # metadata.md: 4 calls at once per provider, 100 waiting, 30 s
+    metadata_tmdb: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(4, 100, 30.0))
+    metadata_tvdb: BulkheadConfig = field(default_factory=lambda: BulkheadConfig(4, 100, 30.0))
 
 
 @dataclass(frozen=True)
@@ -279,6 +288,28 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several instances as one service over PostgreSQL and Redis (cluster.md §1); all restart-only."""
+
+    redis_url: str = opt("")
+    key_prefix: str = opt("revenge:")
+    node_id: str = opt("")  # empty = <hostname>:<port>
+    internal_url: str = opt("")  # empty = http://<host>:<port>
+    heartbeat_interval: float = opt(2.0, min=0.05, kind="duration")
+    node_ttl: float = opt(6.0, min=0.1, kind="duration")
+    lease_ttl: float = opt(6.0, min=0.1, kind="duration")
+    session_write_interval: float = opt(5.0, min=0.05, kind="duration")
+    session_cache_ttl: float = opt(30.0, min=0.1, kind="duration")
+    deny_check_interval: float = opt(0.5, min=0.01, kind="duration")
+    segment_index_ttl: float = opt(3600.0, min=1, kind="duration")
+    node_token_ttl: float = opt(30.0, min=1, kind="duration")
+    max_clock_skew: float = opt(1.0, min=0, kind="duration")
+    redis_timeout: float = opt(0.5, min=0.01, kind="duration")
+    peer_connect_timeout: float = opt(0.5, min=0.01, kind="duration")
+    startup_timeout: float = opt(30.0, min=0, kind="duration")
+
+
+@dataclass(frozen=True)
 class JobsConfig:
     """The job queue (jobs-and-storage.md §1); per-kind timeouts, attempts, priorities and
     concurrency are ``jobs.model.DEFAULT_KINDS``."""
@@ -297,6 +328,7 @@ class JobsConfig:
     max_failures: int = opt(10, min=1, reload=True)
     failure_window: float = opt(900.0, min=1, kind="duration", reload=True)
     stats_interval: float = opt(5.0, min=0.1, kind="duration", reload=True)
+    leader_interval: float = opt(5.0, min=0.1, kind="duration")
 
 
 @dataclass(frozen=True)
@@ -371,6 +403,7 @@ class Config:
     lazy: LazyConfig = field(default_factory=LazyConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     web: WebConfig = field(default_factory=WebConfig)
     subtitles: SubtitlesConfig = field(default_factory=SubtitlesConfig)
     metadata: MetadataConfig = field(default_factory=MetadataConfig)
@@ -510,6 +543,7 @@ def cross_checks(cfg: Config) -> list[dict[str, str]]:
         out.append({"key": "jobs.cancel_grace", "message": "must be below jobs.lease_seconds / 3 (a cancelled handler "
                                                            "must stop before its lease could expire)"})
     out.extend(database_checks(cfg))
+    out.extend(cluster_checks(cfg))
     if cfg.supervisor.max_restart_delay < cfg.supervisor.restart_delay:
         out.append({"key": "supervisor.max_restart_delay", "message": "must be at least supervisor.restart_delay"})
     return out
@@ -537,6 +571,42 @@ def database_checks(cfg: Config) -> list[dict[str, str]]:
     elif cfg.library.database:
         out.append({"key": "library.database", "message": "is the SQLite file; it cannot be set beside a "
                                                           "PostgreSQL database.url"})
+    return out
+
+
+def cluster_checks(cfg: Config) -> list[dict[str, str]]:
+    """cluster.md §1's problems: a cluster needs PostgreSQL, one shared secret, and times that fit."""
+    import re
+    from urllib.parse import urlsplit
+
+    c = cfg.cluster
+    out: list[dict[str, str]] = []
+    if c.node_id and not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", c.node_id):
+        out.append({"key": "cluster.node_id", "message": "must match ^[A-Za-z0-9._:-]{1,64}$"})
+    if not c.redis_url:
+        return out
+    try:
+        u = urlsplit(c.redis_url)
+        ok = u.scheme in ("redis", "rediss") and bool(u.hostname)
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        out.append({"key": "cluster.redis_url", "message": f"{redact_url(c.redis_url)} is not a redis:// or rediss:// "
+                                                          "URL with a host"})
+    if not cfg.database.url:
+        out.append({"key": "cluster.redis_url", "message": "a cluster needs a PostgreSQL database.url (SQLite is "
+                                                          "one instance's file)"})
+    if not cfg.auth.stream_secret:
+        out.append({"key": "auth.stream_secret", "message": "must be set in a cluster (a generated secret differs "
+                                                           "per node, so tokens would not verify on the others)"})
+    if c.lease_ttl > cfg.playback.segment_wait_timeout / 2:
+        out.append({"key": "cluster.lease_ttl", "message": "must be at most playback.segment_wait_timeout / 2"})
+    if c.node_ttl < 2 * c.heartbeat_interval:
+        out.append({"key": "cluster.node_ttl", "message": "must be at least 2 × cluster.heartbeat_interval"})
+    if c.deny_check_interval > 1.0:
+        out.append({"key": "cluster.deny_check_interval", "message": "must be at most 1 s (an ended session stops "
+                                                                    "everywhere within 1 s)"})
     return out
 
 

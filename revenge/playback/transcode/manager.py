@@ -459,6 +459,66 @@ class EncoderManager:
             raise SegmentNotReady(1)
         return data
 
+    # --- peers (cluster.md §5): a part by its cache key alone ------------------------------------
+    def stored(self, key: str) -> bytes | None:
+        """Memory, then disk cache, by key (a disk hit enters memory)."""
+        data = self.cache.get(key)
+        if data is not None or self.disk is None or key not in self.disk:
+            return data
+        init = self.disk._path(key, True).exists()  # the key alone does not say which kind it is
+        data = self.disk.get(key, init)
+        if data is not None:
+            self.cache.put(key, data)
+        return data
+
+    def producing(self, key: str) -> tuple[_Slot, Any, int | None] | None:
+        """(slot, encoder, n) when a live encoder here produces ``key`` next or within
+        ``lookahead_segments`` (``n`` None: its ``init``)."""
+        for slot in self._slots.values():
+            enc = slot.encoder
+            if enc is None or not enc.alive:
+                continue
+            identity = enc.job.identity
+            if not enc.init_seen and cache_key(identity, "init") == key:
+                return slot, enc, None
+            for n in range(enc.next, enc.next + self.lookahead + 1):
+                if cache_key(identity, str(n)) == key:
+                    return slot, enc, n
+        return None
+
+    async def for_peer(self, key: str, timeout: float) -> bytes | None:
+        """A peer's request (cluster.md §5 rule 2): the caches, else this node's encoder when it
+        produces the key soon (counted as demand: resumed, idle timer reset; SegmentNotReady
+        after ``timeout``), else None."""
+        data = self.stored(key)
+        if data is not None:
+            return data
+        found = self.producing(key)
+        if found is None:
+            return None
+        slot, enc, n = found
+        part = "init" if n is None else str(n)
+        started = time.monotonic()
+        if n is not None:
+            slot.furthest = max(slot.furthest, n)
+        slot.waiting += 1
+        try:
+            if isinstance(enc, Encoder) and enc.suspended:
+                try:
+                    await self._resume(enc.job, slot, enc, started + timeout, "resume")
+                except BulkheadError:
+                    pass  # no slot to resume with: the wait below times out
+            try:
+                ok = await enc.wait_for(n, max(0.0, timeout - (time.monotonic() - started)))
+            except (EncoderFailed, CircuitOpenError):
+                return None
+            if not ok:
+                eta = enc.eta(n) if n is not None else None
+                raise SegmentNotReady(max(1, min(30, round(eta))) if eta is not None else 2)
+            return slot.recent.get(part) or self.stored(key)
+        finally:
+            slot.waiting -= 1
+
     def covers(self, job: Job, n: int) -> bool:
         slot = self._slots.get(job.identity)
         enc = slot.encoder if slot else None

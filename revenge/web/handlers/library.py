@@ -1,7 +1,8 @@
 """Shows, episodes, search, images and metadata refresh (API.md "Library and metadata").
 
-Handlers parse, call the library service in a thread, and answer; none of them calls a metadata
-provider (a refresh only enqueues its job).
+Handlers parse, await the async store (``stores.library``; image rows through the library's
+image store, ``stores.images``), and answer; none of them calls a metadata provider (a refresh
+only enqueues its job). Only file and Pillow work runs in threads.
 """
 from __future__ import annotations
 
@@ -70,23 +71,25 @@ class LibraryHandlers:
         self.image = g(rt, ids=("image_id",))(self._image)
         self.refresh = g(rt, ids=("id",), admin=True)(self._refresh)
 
-    def _attach(self, user_id: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _attach(self, user_id: str | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The caller's watch state on each item."""
         assert self.rt.watch is not None
-        return self.rt.watch._attach(user_id, items)
+        return await self.rt.watch.attach(user_id, items)
+
+    def _store(self) -> Any:
+        assert self.rt.stores is not None and self.rt.stores.library is not None
+        return self.rt.stores.library
 
     async def _shows(self, scope: Scope, receive: Receive, send: Send) -> None:
         params, problems = parse_list(query(scope), media=False)
         if problems:
             await send_error(send, 422, "invalid_body", "The query parameters are not valid.", problems=problems)
             return
-        assert self.rt.library is not None
-        items, total = await asyncio.to_thread(self.rt.library.queries.list_shows, params["limit"], params["offset"],
-                                               params["sort"])
+        items, total = await self._store().list_shows(params["limit"], params["offset"], params["sort"])
         await send_json(send, 200, {"items": items, "total": total}, head=scope["method"] == "HEAD")
 
     async def _show(self, scope: Scope, receive: Receive, send: Send, id: str) -> None:
-        assert self.rt.library is not None
-        show = await asyncio.to_thread(self.rt.library.queries.get_show, id)
+        show = await self._store().get_show(id)
         if show is None:
             await send_error(send, 404, "show_not_found", "No show has this id.")
             return
@@ -101,17 +104,11 @@ class LibraryHandlers:
                 await send_error(send, 422, "invalid_body", "The query parameters are not valid.",
                                  problems=[{"field": "season", "message": season}])
                 return
-        assert self.rt.library is not None
-        user = _user(scope)
-
-        def run() -> list[dict[str, Any]] | None:
-            items = self.rt.library.queries.show_episodes(id, season)  # type: ignore[union-attr]
-            return None if items is None else self._attach(user, items)
-
-        items = await asyncio.to_thread(run)
+        items = await self._store().show_episodes(id, season)
         if items is None:
             await send_error(send, 404, "show_not_found", "No show has this id.")
             return
+        items = await self._attach(_user(scope), items)
         await send_json(send, 200, {"items": items, "total": len(items)}, head=scope["method"] == "HEAD")
 
     async def _search(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,16 +123,10 @@ class LibraryHandlers:
         if problems:
             await send_error(send, 422, "invalid_body", "The query parameters are not valid.", problems=problems)
             return
-        assert self.rt.library is not None and text is not None and isinstance(limit, int)
-        user = _user(scope)
-
-        def run() -> list[dict[str, Any]]:
-            found = self.rt.library.queries.search(text, limit)  # type: ignore[union-attr]
-            media = [i for i in found if i["type"] != "show"]
-            self._attach(user, media)
-            return found
-
-        await send_json(send, 200, {"items": await asyncio.to_thread(run)})
+        assert text is not None and isinstance(limit, int)
+        found = await self._store().search(text, limit)
+        await self._attach(_user(scope), [i for i in found if i["type"] != "show"])
+        await send_json(send, 200, {"items": found})
 
     async def _image(self, scope: Scope, receive: Receive, send: Send, image_id: str) -> None:
         q = query(scope)
@@ -149,7 +140,7 @@ class LibraryHandlers:
             width = w
         assert self.rt.library is not None
         store = self.rt.library.images
-        image = await asyncio.to_thread(store.get, image_id)
+        image = await store.get(image_id)
         if image is None:
             await send_error(send, 404, "image_not_found", "No image has this id.")
             return

@@ -60,7 +60,7 @@ class PlaybackHandlers:
 
     async def _get(self, scope: Scope, receive: Receive, send: Send, sid: str) -> None:
         try:
-            s = self.svc.get(sid, scope["revenge.principal"])
+            s = await self.svc.find(sid, scope["revenge.principal"])
         except ApiError as exc:
             await send_api_error(send, exc)
             return
@@ -76,7 +76,7 @@ class PlaybackHandlers:
 
     async def _progress(self, scope: Scope, receive: Receive, send: Send, sid: str) -> None:
         try:
-            self.svc.get(sid, scope["revenge.principal"])  # 404 before reading the body
+            await self.svc.find(sid, scope["revenge.principal"])  # 404 before reading the body
             body = await read_json(scope, receive, self.rt.config.server.max_body_bytes)
             if scope.get("revenge.csrf_in_body"):  # a beacon carries the CSRF token in its body
                 assert self.rt.auth is not None
@@ -99,7 +99,7 @@ class PlaybackHandlers:
         token, _, tail = rest.partition("/")
         method = scope["method"]
         try:
-            session = self.svc.session_for_token(token)   # 403 before anything else
+            session = await self.svc.session_for_stream(token)   # 403 before anything else
             if method == "OPTIONS":
                 await send_empty(send, 204, PREFLIGHT)
                 return
@@ -111,6 +111,7 @@ class PlaybackHandlers:
                 raise ApiError(404, "not_found", "No such resource.")
             kind, part, job = self.svc.parse_rest(session, tail)
             session.touch()
+            self.svc.activity(session)
             if kind == "master":
                 await self._send_playlist(scope, send, session.master)
             elif kind == "subs":

@@ -48,11 +48,18 @@ class EdgeMiddleware:
                 add_response_headers(message, rid)
                 if addr_key is not None and (status == 401 or status == 403) and \
                         not scope.get("revenge.auth_nocount"):  # stale cookies, role 403s: users.md rule 14
-                    self.limits.auth_failed(addr_key)
+                    if self.limits.clustered and not scope["path"].startswith(("/api/v1/playback/stream/",
+                                                                                 "/api/v1/images/")):
+                        await self.limits.auth_failed_cluster(addr_key)
+                    else:
+                        self.limits.auth_failed(addr_key)
             await send(message)
 
         try:
-            retry_after, addr_key = self.limits.admit(scope)
+            if self.limits.clustered:
+                retry_after, addr_key = await self.limits.admit_cluster(scope)
+            else:
+                retry_after, addr_key = self.limits.admit(scope)
             if retry_after is not None:
                 await send_error(edge_send, 429, "rate_limited", "Too many requests; slow down.",
                                  [(b"retry-after", str(retry_after).encode())])

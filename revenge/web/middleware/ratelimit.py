@@ -52,6 +52,34 @@ class RateLimitPolicy:
             ra = limiter.check("session_start", self._key(scope, addr_key))
         return ra, addr_key
 
+    @property
+    def clustered(self) -> bool:
+        return self.rt.cluster is not None
+
+    async def admit_cluster(self, scope: Scope) -> tuple[int | None, str | None]:
+        """cluster.md §6: ``api``, ``session_start`` and ``auth_failure`` in one GCRA bucket per
+        client for the whole service; stream routes and images keep this node's native buckets."""
+        limiter = self.rt.rate_limiter
+        path = scope["path"]
+        if limiter is None or not limiter.enabled or not path.startswith("/api/"):
+            return None, None
+        if path.startswith(_STREAM) or path.startswith("/api/v1/images/"):
+            return self.admit(scope)
+        client = scope.get("client") or ("", 0)
+        address = self.rt.client_address.resolve(client[0], scope.get("headers", ()))
+        scope["revenge.client_address"] = address
+        addr_key = bucket_key(address, limiter.cfg.ipv6_prefix)
+        shared = self.rt.cluster.limiter
+        ra = await shared.decide("auth_failure", addr_key, take=False)
+        if ra is None:
+            ra = await shared.decide("api", self._key(scope, addr_key))
+        if ra is None and scope["method"] == "POST" and path == "/api/v1/playback/sessions":
+            ra = await shared.decide("session_start", self._key(scope, addr_key))
+        return ra, addr_key
+
+    async def auth_failed_cluster(self, addr_key: str) -> None:
+        await self.rt.cluster.limiter.decide("auth_failure", addr_key)
+
     def auth_failed(self, addr_key: str) -> None:
         """A 401/403 was answered: it counts against the address's auth_failure bucket."""
         limiter = self.rt.rate_limiter

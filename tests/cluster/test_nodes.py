@@ -1,0 +1,95 @@
+"""Several real ``revenge serve`` on one PostgreSQL and one Redis (cluster.md, first part): the node
+registry in ``/api/v1/admin/cluster``, the ``redis`` and ``cluster`` checks, rate limits that hold
+for the whole service, Redis taken away and brought back empty, and the start-up refusals (Redis
+unreachable → exit 1 naming it; another secret → exit 2)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from tests.cluster.conftest import KEY, env_of, wait_for
+from tests.conftest import ServerProcess, free_port
+
+
+def status(node: ServerProcess) -> dict:
+    return httpx.get(f"{node.base_url}/health/status", timeout=10).json()
+
+
+def test_nodes_list_each_other_and_report_healthy(nodes):
+    n1, n2 = nodes
+    wait_for(lambda: len(httpx.get(f"{n1.base_url}/api/v1/admin/cluster", headers={"X-Api-Key": KEY}).json()
+                         ["nodes"]) == 2, 10, "both nodes listed")
+    listed = httpx.get(f"{n2.base_url}/api/v1/admin/cluster", headers={"X-Api-Key": KEY}).json()["nodes"]
+    assert [n["node_id"] for n in listed] == ["n1", "n2"]
+    assert {n["internal_url"] for n in listed} == {n1.base_url, n2.base_url}
+    assert set(listed[0]) >= {"node_id", "internal_url", "started_at", "last_seen", "sessions", "encoders"}
+    wait_for(lambda: status(n1)["checks"]["cluster"]["status"] == "healthy", 10, "cluster check healthy")
+    checks = status(n1)["checks"]
+    assert checks["redis"]["status"] == "healthy" and checks["redis"]["category"] == "warm"
+    wait_for(lambda: n1.metric("revenge_cluster_nodes") == 2.0, 10, "n1 counts two live nodes\n" + n1.log()[-3000:])
+
+
+def test_the_api_rate_limit_holds_for_the_whole_service(nodes):
+    """rate 20/s, burst 20, one key, both nodes in turn for 3 s: about 20 + 3 × 20 = 80 allowed in
+    all, not twice that (each node alone would allow its own burst and rate)."""
+    codes: list[int] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 3.0
+
+    def hammer(node: ServerProcess) -> None:
+        with httpx.Client(base_url=node.base_url, headers={"X-Api-Key": KEY}, timeout=10) as c:
+            while time.monotonic() < deadline:
+                r = c.get("/api/v1/me")
+                with lock:
+                    codes.append(r.status_code)
+                if r.status_code == 429:
+                    ra = r.headers["retry-after"]
+                    assert ra.isdigit() and int(ra) >= 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in nodes for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = codes.count(200)
+    assert codes.count(429) > 0 and set(codes) <= {200, 429}, set(codes)
+    assert 20 + 3 * 20 * 0.9 - 5 <= ok <= (20 + 3 * 20) * 1.1 + 2, ok
+
+
+def test_redis_away_degrades_and_back_rejoins(nodes, redis):
+    n1, n2 = nodes
+    redis.kill()
+    wait_for(lambda: status(n1)["checks"]["redis"]["status"] == "unhealthy", 10, "redis check fails")
+    st = status(n1)
+    assert "unreachable" in st["checks"]["redis"]["error"] and f"127.0.0.1:{redis.port}" in st["checks"]["redis"]["error"]
+    assert httpx.get(f"{n1.base_url}/health/ready", timeout=5).status_code == 200  # warm: still ready
+    assert httpx.get(f"{n1.base_url}/api/v1/me", headers={"X-Api-Key": KEY}, timeout=5).status_code == 200
+    assert n1.metric("revenge_cluster_fail_open") == 1.0
+    redis.start()  # empty: the nodes write their records again
+    wait_for(lambda: status(n1)["checks"]["redis"]["status"] == "healthy", 15, "redis check back")
+    wait_for(lambda: len(httpx.get(f"{n2.base_url}/api/v1/admin/cluster", headers={"X-Api-Key": KEY}).json()
+                         ["nodes"]) == 2, 15, "both nodes back in the registry")
+
+
+def serve_once(tmp: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_") or k == "REVENGE_NO_EXTENSIONS"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "revenge", "serve", "--host", "127.0.0.1", "--port",
+                           str(free_port()), "--data-dir", str(tmp / "var")], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=str(tmp))
+
+
+def test_unreachable_redis_exits_1_and_another_secret_exits_2(tmp_path, pg, redis, nodes):
+    port = free_port()
+    res = serve_once(tmp_path, env_of(pg.create_database(), f"redis://127.0.0.1:{port}/0", "n9",
+                                      REVENGE_CLUSTER__STARTUP_TIMEOUT="1s"))
+    assert res.returncode == 1 and f"cannot reach Redis at 127.0.0.1:{port}" in res.stderr, res.stderr
+    other = env_of(pg.create_database(), redis.url, "n9", REVENGE_AUTH__STREAM_SECRET="another-secret-" + "y" * 30)
+    res = serve_once(tmp_path, other)
+    assert res.returncode == 2 and "auth.stream_secret" in res.stderr, res.stderr
+    assert "another-secret" not in res.stderr
