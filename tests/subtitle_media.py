@@ -166,3 +166,86 @@ def make_bitmap(root: Path, ffmpeg: str = "ffmpeg", seconds: int = 12) -> Path:
                     "-pix_fmt", "yuv420p", "-c:s", "copy", "-metadata:s:s:0", "language=eng", str(root / BITMAP)],
                    check=True, timeout=120)
     return root / BITMAP
+
+
+# --- VobSub (ffmpeg cannot render text into bitmaps, nor mux .idx/.sub): written by hand --------
+def _spu(x: int, y: int, w: int, h: int, duration: float) -> tuple[bytes, float]:
+    """One DVD subpicture unit (size, control offset, RLE fields, control sequences) showing a
+    ``w``×``h`` box of colour 1 at (x, y) for ``duration`` seconds; returns it and the duration
+    the stop command really says (its delay counts 1024/90 000 s ticks)."""
+    row = b"\x00\x01"  # one 16-bit code: a zero count fills the rest of the line, colour 1
+    top, bottom = row * ((h + 1) // 2), row * (h // 2)  # even lines, then odd lines
+    off1 = 4
+    off2 = off1 + len(top)
+    seq1 = off2 + len(bottom)
+    seq2 = seq1 + 24  # the first sequence: date, next, 03 xx xx, 04 xx xx, 05 + 6, 06 + 4, 01, ff
+    x2, y2 = x + w - 1, y + h - 1
+    coords = bytes([x >> 4, ((x & 0xF) << 4) | (x2 >> 8), x2 & 0xFF, y >> 4, ((y & 0xF) << 4) | (y2 >> 8), y2 & 0xFF])
+    ticks = round(duration * 90000 / 1024)
+    first = (b"\x00\x00" + seq2.to_bytes(2, "big")
+             + b"\x03\x32\x10"  # colours 3,2 | 1,0 → palette entries 3, 2, 1, 0
+             + b"\x04\xff\xf0"  # alpha: colour 0 transparent, 1–3 opaque
+             + b"\x05" + coords + b"\x06" + off1.to_bytes(2, "big") + off2.to_bytes(2, "big")
+             + b"\x01\xff")  # start display, end of sequence
+    last = ticks.to_bytes(2, "big") + seq2.to_bytes(2, "big") + b"\x02\xff"  # stop display; next = itself
+    body = top + bottom + first + last
+    return (4 + len(body)).to_bytes(2, "big") + seq1.to_bytes(2, "big") + body, ticks * 1024 / 90000
+
+
+def _ps_pack(pts: float, payload: bytes, substream: int = 0x20) -> bytes:
+    """One 2048-byte MPEG-2 PS pack: pack header, private stream 1 PES with a PTS and the
+    substream id (0x20 = the first subtitle track), padding stream."""
+    pack = b"\x00\x00\x01\xba" + bytes([0x44, 0, 0x04, 0, 0x04, 0x01])  # SCR 0 with its marker bits
+    pack += bytes([(25200 >> 14) & 0xFF, (25200 >> 6) & 0xFF, ((25200 << 2) & 0xFC) | 0x03, 0xF8])
+    p = int(round(pts * 90000))
+    pts_bytes = bytes([0x21 | ((p >> 29) & 0x0E), (p >> 22) & 0xFF, ((p >> 14) & 0xFE) | 1, (p >> 7) & 0xFF,
+                       ((p << 1) & 0xFE) | 1])
+    pes = b"\x81\x80\x05" + pts_bytes + bytes([substream]) + payload
+    out = pack + b"\x00\x00\x01\xbd" + len(pes).to_bytes(2, "big") + pes
+    pad = 2048 - len(out)
+    assert pad >= 6, "one SPU per pack"
+    return out + b"\x00\x00\x01\xbe" + (pad - 6).to_bytes(2, "big") + b"\xff" * (pad - 6)
+
+
+VOBSUB_SIZE = (640, 360)  # the DVD canvas: twice the picture, so burn-in must stretch it
+VOBSUB_BOX = (120, 260, 400, 60)  # x, y, w, h on that canvas = the PGS box (60,130 200×30) on the picture
+
+
+def vobsub_pair(captions: list[tuple[float, float]], lang: str = "fr") -> tuple[str, bytes, list[tuple[float, float]]]:
+    """(``.idx`` text, ``.sub`` bytes, the (start, end) each caption really has) of a VobSub track
+    showing a white box per caption."""
+    x, y, w, h = VOBSUB_BOX
+    lines = ["# VobSub index file, v7 (do not modify this line!)", f"size: {VOBSUB_SIZE[0]}x{VOBSUB_SIZE[1]}",
+             "palette: " + ", ".join(["000000", "ffffff", "808080", "000000"] + ["000000"] * 12),
+             "custom colors: OFF, tridx: 0000, colors: 000000, 000000, 000000, 000000",
+             "langidx: 0", f"id: {lang}, index: 0"]
+    sub = b""
+    times = []
+    for start, end in captions:
+        spu, shown = _spu(x, y, w, h, end - start)
+        ms = int(round(start * 1000))
+        lines.append(f"timestamp: {ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}:{ms % 1000:03d}, "
+                     f"filepos: {len(sub):09x}")
+        sub += _ps_pack(start, spu)
+        times.append((start, start + shown))
+    return "\n".join(lines) + "\n", sub, times
+
+
+VOBSUB = "VobSub (2001).mkv"
+VOBSUB_CAPTIONS = [(1.0, 3.0), (5.0, 7.0)]
+
+
+def make_vobsub(root: Path, ffmpeg: str = "ffmpeg", seconds: int = 12) -> Path:
+    """``VobSub (2001).mkv``: small H.264 with an embedded VobSub (``dvd_subtitle``) track ``fre``
+    (captions 1–3 s, 5–7 s, a white box on a 640×360 canvas) muxed by ffmpeg from a hand-written
+    ``.idx``/``.sub`` pair, and that pair as the sidecar ``VobSub (2001).fr.idx`` + ``.sub``."""
+    idx, sub, _ = vobsub_pair(VOBSUB_CAPTIONS)
+    stem = VOBSUB.rsplit(".", 1)[0]
+    (root / f"{stem}.fr.idx").write_text(idx, encoding="ascii")
+    (root / f"{stem}.fr.sub").write_bytes(sub)
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=10:duration={seconds}",
+                    "-i", str(root / f"{stem}.fr.idx"), "-map", "0:v", "-map", "1:s", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "20", "-pix_fmt", "yuv420p", "-c:s", "copy",
+                    "-metadata:s:s:0", "language=fre", str(root / VOBSUB)], check=True, timeout=120)
+    return root / VOBSUB

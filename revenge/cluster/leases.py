@@ -17,6 +17,9 @@ Every decision is one Lua script, so a thundering herd on a dead node's leases h
   in hand but is no longer ours counts ``revenge_cluster_segment_duplicates_total`` (must stay 0).
 * **release**: compare-and-delete (an encoder stops; shutdown hook ``leases`` releases all).
 
+``survey`` is the miss path's one read (rule 3): the key's lease and holders and the leases of the
+keys before it, and ``Survey.sources`` whom to fetch from (not yet called by the encoder manager).
+
 Redis unreachable: a take raises ``RedisUnavailable`` (the caller encodes uncoordinated); a
 renewal that cannot reach Redis keeps the lease in hand and tries at the next tick.
 """
@@ -26,7 +29,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .link import RedisLink, RedisUnavailable
 from .metrics import ClusterInstruments
@@ -171,12 +174,11 @@ class SegmentLeases:
             return []
         lost = []
         for lease, ok in zip(leases, results):
-            if int(ok):
-                continue
+            if int(ok) or self.held.get(lease.key) is not lease:
+                continue  # renewed, or published / released while the round was under way
             lease.lost = True
-            if self.held.get(lease.key) is lease:
-                del self.held[lease.key]
-                self._remember_lost(lease.key)
+            del self.held[lease.key]
+            self._remember_lost(lease.key)
             lost.append(lease)
             log.warning("cluster: the lease of segment %s… is no longer ours; its encoder stops", lease.key[:12])
             if lease.on_lost is not None:
@@ -225,8 +227,51 @@ class SegmentLeases:
         """Shutdown hook ``leases`` (27): every lease in hand compare-and-deleted."""
         await asyncio.gather(*(self.release(k) for k in list(self.held)), return_exceptions=True)
 
+    # --- the miss path's read (§4 rule 3) ------------------------------------------------------
+    async def survey(self, key: str, before: list[str]) -> Survey:
+        """One pipeline: ``seg:<key>``, ``segh:<key>`` and the leases of ``before`` (the keys of the
+        ``lookahead_segments`` before it). Raises ``RedisUnavailable``."""
+        pipe = self.link.client.pipeline(transaction=False)
+        pipe.get(self.link.key("seg", key))
+        pipe.smembers(self.link.key("segh", key))
+        for k in before:
+            pipe.get(self.link.key("seg", k))
+        lease, holders, *others = await self.link.call("lease_survey", pipe.execute)
+        return Survey(_owner(lease), sorted(h.decode() for h in holders), [_owner(v) for v in others])
+
     async def run(self) -> None:
         """The supervised ``cluster_leases`` worker: renewals on a timer, every ``lease_ttl / 3``."""
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             await self.renew()
+
+
+def _owner(value: bytes | None) -> tuple[str, str] | None:
+    """(node id, instance) of a lease value ``<node>/<instance>``."""
+    if not value:
+        return None
+    node, _, instance = value.decode().rpartition("/")
+    return (node, instance) if node else None
+
+
+@dataclass(slots=True)
+class Survey:
+    lease: tuple[str, str] | None               # (node, instance) leasing the key
+    holders: list[str]                          # node ids in segh:<key>
+    before: list[tuple[str, str] | None]        # owners of the leases of the keys before it
+
+    def sources(self, live: dict[str, dict[str, Any]], me: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Whom to fetch from, per §4 rule 3: (a) live holders but this node, least ``load``
+        first; (b) live nodes (their current instance) leasing the key or one of those before
+        it, the key's own lessee first. A lease of a dead node or of a node's earlier instance is
+        in neither: it is free (rule 4)."""
+        holders = sorted((live[h] for h in self.holders if h != me and h in live),
+                         key=lambda r: (float(r.get("load") or 0.0), r.get("node_id", "")))
+        leasing: list[dict[str, Any]] = []
+        for owner in [self.lease, *self.before]:
+            if owner is None or owner[0] == me or owner[0] not in live:
+                continue
+            rec = live[owner[0]]
+            if str(rec.get("instance", "")) == owner[1] and rec not in leasing:
+                leasing.append(rec)
+        return holders, leasing

@@ -88,13 +88,14 @@ def augment_probe(path: Path, probe: dict[str, Any], media_exts: Any, max_bytes:
         full = rel_dir / name
         try:
             st = full.stat()
+            size, mtime_ns = T.sidecar_stat(full)  # an .idx counts its .sub
         except OSError:
             continue
         label = name
         track = {"index": len(subs), "codec": fields["codec"], "format": fields["format"],
                  "language": fields["language"], "title": fields["title"], "forced": fields["forced"],
                  "default": fields["default"], "hearing_impaired": fields["hearing_impaired"], "external": True,
-                 "sidecar": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                 "sidecar": name, "size": size, "mtime_ns": mtime_ns,
                  "text": fields["format"] == "text"}
         if fields["format"] == "text":
             try:
@@ -120,10 +121,10 @@ def augment_probe(path: Path, probe: dict[str, Any], media_exts: Any, max_bytes:
         subs.append(track)
     for e in errors:
         try:
-            st = (path.parent / e["path_name"]).stat()
+            size, mtime_ns = T.sidecar_stat(path.parent / e["path_name"])
         except OSError:
             continue
-        failures.append([e["path_name"], st.st_size, st.st_mtime_ns, e["message"]])
+        failures.append([e["path_name"], size, mtime_ns, e["message"]])
     return errors
 
 
@@ -248,10 +249,10 @@ class SubtitleService:
             found = out[media_id] = []
             for name, _fields in T.find_sidecars(path, exts):
                 try:
-                    st = (path.parent / name).stat()
+                    size, mtime_ns = T.sidecar_stat(path.parent / name)
                 except OSError:
                     continue
-                found.append((name, st.st_size, st.st_mtime_ns))
+                found.append((name, size, mtime_ns))
         return out
 
     def _refound(self, path: Path, st: SubtitleState) -> tuple[list[dict[str, Any]], list[list[Any]], list[dict[str, str]]]:

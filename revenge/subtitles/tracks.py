@@ -158,6 +158,22 @@ def find_sidecars(video: Path, media_exts: Iterable[str]) -> list[tuple[str, dic
     return out
 
 
+def sidecar_stat(path: Path) -> tuple[int, int]:
+    """(size, mtime ns) of a sidecar, its source identity with its name. A VobSub ``.idx`` is one
+    track with its ``.sub`` (the bitmaps; the name ffmpeg's demuxer opens: ``.IDX`` → ``.SUB``,
+    else ``.sub``): sizes add up, the later mtime counts, so a new ``.sub`` beside an unchanged
+    ``.idx`` is a changed sidecar. Raises ``OSError`` when ``path`` is gone."""
+    st = path.stat()
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    if path.suffix.lower() == ".idx":
+        try:
+            sub = path.with_suffix(".SUB" if path.suffix == ".IDX" else ".sub").stat()
+        except OSError:
+            return size, mtime_ns  # no bitmaps: probing it fails, a scan error
+        size, mtime_ns = size + sub.st_size, max(mtime_ns, sub.st_mtime_ns)
+    return size, mtime_ns
+
+
 # --- bytes → text (§2.3) -----------------------------------------------------------------------
 _BOMS = [(codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")]

@@ -510,3 +510,32 @@ def test_a_new_sidecar_is_found_without_reprobing_and_broken_ones_stay_errors(sr
     assert r.status_code == 200 and "New sign" in r.text
     film_subs = srv.media_ids()  # the Film's tracks are unchanged
     assert NAME in film_subs
+
+
+# --- 10. a new .sub beside an unchanged .idx ------------------------------------------------------
+def test_a_new_vobsub_sub_beside_an_unchanged_idx_is_what_gets_burned(srv, library, released, tmp_path):
+    """The pair is one sidecar (subtitles.md §1.2, §1.4): a rescan sees the new bitmaps without
+    probing the video, and burned segments of the old ones are never served again (§5.1 key)."""
+    mid = srv.media_id(VOBSUB)
+    stem = VOBSUB.rsplit(".", 1)[0]
+    body = {"client_profile": {"max_bitrate_kbps": 220}}
+    frame = W * H
+    clean = session(srv, mid, **body)
+    a = _frames(srv, clean, 1, tmp_path)
+    old = _frames(srv, session(srv, mid, subtitle_track=1, burn_in_subtitles=True, **body), 1, tmp_path)
+    assert _box(a[15 * frame:16 * frame], old[15 * frame:16 * frame])[0] < 2 / 255  # 7.5 s: ended at 7.002 s
+    idx = library / f"{stem}.fr.idx"
+    before = idx.stat().st_mtime_ns
+    (library / f"{stem}.fr.sub").write_bytes(vobsub_pair([(1.0, 3.0), (5.0, 8.0)])[1])  # same size, ends at 8 s
+    assert idx.stat().st_mtime_ns == before
+    with srv.api() as c:
+        assert c.post("/api/v1/library/scan").status_code in (200, 202)
+        deadline = time.monotonic() + 30
+        while (st := c.get("/api/v1/library/scan").json())["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert st["files_updated"] == 0  # the video was not probed again
+        subs = c.get(f"/api/v1/media/{mid}").json()["subtitles"]
+    assert [(s["codec"], s["external"]) for s in subs] == [("dvd_subtitle", False), ("dvd_subtitle", True)]
+    new = _frames(srv, session(srv, mid, subtitle_track=1, burn_in_subtitles=True, **body), 1, tmp_path)
+    inside, outside = _box(a[15 * frame:16 * frame], new[15 * frame:16 * frame])
+    assert inside > 50 / 255 and outside < 2 / 255, (inside, outside)

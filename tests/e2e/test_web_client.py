@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,10 @@ EVIL = '<script>window.__x=1</script><img src=x onerror="window.__x=2">'
 LONG_FILE, DIRECT_FILE, EVIL_FILE = "Brown Fox (2001).mkv", "Test Card.mp4", "<img src=x onerror=window.__x=2>.mp4"
 LONG = "Brown Fox (2001)"
 DIRECT = "Test Card"
+SHOW = "Quiet Harbour"
+EPISODES = {"Season 1/Quiet Harbour - S01E01 - Pilot.mp4": "Pilot",
+            "Season 1/Quiet Harbour - S01E02 - Second Light.mp4": "Second Light",
+            "Season 2/Quiet Harbour - S02E01 - Return.mp4": "Return"}
 
 
 def _ffmpeg() -> str:
@@ -67,6 +72,14 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from xml.sax.saxutils import escape
 
     (lib / (EVIL_FILE[:-4] + ".nfo")).write_text(f"<movie><title>{escape(EVIL)}</title></movie>\n")
+    # a show of three 60 s episodes in two seasons (a resume point needs 30 s: users.md rule 18)
+    episode = tmp_path_factory.mktemp("web-episode") / "episode.mp4"
+    run(*src[:3], "testsrc2=size=320x180:rate=24:duration=60", "-f", "lavfi", "-i",
+        "sine=frequency=440:sample_rate=48000:duration=60", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", "-g", "48", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(episode))
+    for rel in EPISODES:
+        (lib / SHOW / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(episode, lib / SHOW / rel)
     return lib
 
 
@@ -133,6 +146,8 @@ def test_pages_carry_the_exact_csp_and_no_key(web: ServerProcess) -> None:
     key = web.api_key
     paths = ["/", "/search?q=brow", f"/items/{ids[LONG]}", f"/play/{ids[LONG]}", "/admin/now-playing",
              "/admin/library", "/admin/users", "/admin/jobs", "/admin/health", "/logout"]
+    with web.api() as api:
+        paths += [f"/shows/{s['id']}" for s in api.get("/api/v1/shows").json()["items"]]
     for p in paths:
         r = c.get(p)
         assert r.status_code == 200, (p, r.status_code)
@@ -190,6 +205,8 @@ def test_user_on_admin_pages_gets_403_and_unknown_item_404(web: ServerProcess) -
         assert r.headers["content-security-policy"] == CSP
     assert u.get("/items/00000000-0000-4000-8000-000000000000").status_code == 404
     assert u.get("/items/nope").status_code == 404
+    assert u.get("/shows/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert u.get("/shows/nope").status_code == 404
     assert "Administration" not in u.get("/").text
 
 
@@ -253,4 +270,30 @@ def test_a_person_signs_in_watches_and_an_admin_ends_the_session(web: ServerProc
     lines = res.stdout.strip().splitlines()
     verdict = json.loads(lines[-1]) if lines else {"stderr": res.stderr[-3000:]}
     (ARTIFACTS / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    assert res.returncode == 0 and verdict.get("ok"), json.dumps(verdict.get("failures", verdict), indent=1)[:6000]
+
+
+def test_show_pages_next_up_and_seek_thumbnails(web: ServerProcess, driver: Path) -> None:
+    """Home → a show's page (seasons, episodes, played and resume state, next up) → an episode
+    plays; home's Next up; the player's seek bar shows the trickplay sprite tile for the hovered or
+    dragged-to time, and only the time when the track is absent (tests/e2e/web/shows.mjs)."""
+    ids = _ids(web)
+    items = _items(web)
+    titles = {name.rsplit("/", 1)[-1]: title for name, title in EPISODES.items()}
+    assert [items[f]["title"] for f in titles] == list(titles.values()), [items[f]["title"] for f in titles]
+    with web.api() as c:
+        shows = c.get("/api/v1/shows").json()["items"]
+        assert [s["title"] for s in shows] == [SHOW] and shows[0]["season_count"] == 2, shows
+        deadline = time.monotonic() + 120
+        while (r := c.get(f"/api/v1/media/{ids[LONG]}/trickplay.vtt")).status_code != 200:
+            assert r.status_code == 404 and time.monotonic() < deadline, (r.status_code, r.text)
+            time.sleep(0.3)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    cfg = {"base": web.base_url, "username": "admin", "password": _admin_password(web), "artifacts": str(ARTIFACTS),
+           "show": SHOW, "episodes": list(titles.values()), "long_id": ids[LONG], "direct_id": ids[DIRECT]}
+    res = subprocess.run(["node", str(driver.parent / "shows.mjs"), json.dumps(cfg)], capture_output=True, text=True,
+                         timeout=240)
+    lines = res.stdout.strip().splitlines()
+    verdict = json.loads(lines[-1]) if lines else {"stderr": res.stderr[-3000:]}
+    (ARTIFACTS / "verdict-shows.json").write_text(json.dumps(verdict, indent=2))
     assert res.returncode == 0 and verdict.get("ok"), json.dumps(verdict.get("failures", verdict), indent=1)[:6000]

@@ -32,6 +32,7 @@ def run(coro):
             for link in _links:
                 await link.close()
             _links.clear()
+            await asyncio.sleep(0.2)  # transports closed without waiting (redis-py pubsub) finish closing
     return asyncio.run(main())
 
 

@@ -160,3 +160,39 @@ def test_burn_in_graphs():
                        + ".vtt,setpts=PTS-6.000/TB,format=yuv420p[v]")
     assert "/lib/" not in fc
     assert "-filter_complex" not in build_command("ffmpeg", Job("i", "/lib/Film.mkv", v, 6, 10, "encode"), 0, Path("/w"))
+
+
+def test_a_vobsub_pair_is_one_track_whose_identity_counts_the_sub(tmp_path: Path):
+    """``.idx`` + ``.sub`` (subtitles.md §1.2): probed as dvd_subtitle, the ``.sub`` no track of its
+    own; a new ``.sub`` beside an unchanged ``.idx`` changes the track's source identity (§1.4, the
+    burn-in cache key §5.1); an ``.idx`` without its ``.sub`` is a scan error naming the ``.idx``."""
+    import os
+
+    from revenge.subtitles.service import augment_probe
+    from tests.subtitle_media import vobsub_pair
+
+    idx, sub, _ = vobsub_pair([(1.0, 3.0), (5.0, 7.0)])
+    (tmp_path / "Film.mkv").write_bytes(b"x")
+    (tmp_path / "Film.fr.idx").write_text(idx)
+    (tmp_path / "Film.fr.sub").write_bytes(sub)
+
+    def tracks() -> tuple[list[dict], list[dict[str, str]]]:
+        probe: dict = {"subtitles": []}
+        errors = augment_probe(tmp_path / "Film.mkv", probe, ["mkv"], 1 << 20, "cp1252")
+        return probe["subtitles"], errors
+
+    subs, errors = tracks()
+    assert errors == [] and [(t["sidecar"], t["codec"], t["format"], t["language"], t["state"]) for t in subs] == [
+        ("Film.fr.idx", "dvd_subtitle", "bitmap", "fr", "ready")]
+    first = (subs[0]["size"], subs[0]["mtime_ns"])
+    assert first == T.sidecar_stat(tmp_path / "Film.fr.idx")
+    st = (tmp_path / "Film.fr.idx").stat()
+    new = vobsub_pair([(1.0, 3.0), (5.0, 8.0)])[1]
+    assert len(new) == len(sub) and new != sub
+    (tmp_path / "Film.fr.sub").write_bytes(new)
+    os.utime(tmp_path / "Film.fr.sub", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    os.utime(tmp_path / "Film.fr.idx", ns=(st.st_atime_ns, st.st_mtime_ns))  # the .idx is unchanged
+    assert (tracks()[0][0]["size"], tracks()[0][0]["mtime_ns"]) != first
+    (tmp_path / "Film.fr.sub").unlink()
+    subs, errors = tracks()
+    assert subs == [] and errors == [{"path_name": "Film.fr.idx", "message": "subtitle track could not be read"}]

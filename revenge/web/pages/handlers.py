@@ -95,6 +95,30 @@ def poster(item: dict[str, Any]) -> str | None:
     return url if isinstance(url, str) and url.startswith("/") and not url.startswith("//") else None
 
 
+def season_heading(season: Any) -> str:
+    """``Season 1``; season 0 is ``Specials`` (metadata.md rule 3)."""
+    if season == 0:
+        return "Specials"
+    return f"Season {season}" if isinstance(season, int) else "Other episodes"
+
+
+def show_next_up(episodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The show's next episode for this user, the rule of users.md 21 over one show's episodes in
+    (season, episode) order: after the played episode with the latest ``last_played_at``, the
+    first later one not played (season 0 only when the anchor is in it); nothing played yet → the
+    first unplayed episode outside the specials."""
+    def ud(e: dict[str, Any]) -> dict[str, Any]:
+        return e.get("user_data") or {}
+
+    played = [(ud(e).get("last_played_at") or "", n) for n, e in enumerate(episodes) if ud(e).get("played")]
+    if played:
+        anchor = max(played)[1]
+        in_specials = episodes[anchor].get("season") == 0
+        after = episodes[anchor + 1:]
+        return next((e for e in after if not ud(e).get("played") and (in_specials or e.get("season") != 0)), None)
+    return next((e for e in episodes if not ud(e).get("played") and e.get("season") != 0), None)
+
+
 def _accepts_gzip(scope: Scope) -> bool:
     return "gzip" in request_headers(scope).get("accept-encoding", "").lower()
 
@@ -114,7 +138,8 @@ class PageHandlers:
             lstrip_blocks=True,
         )
         self.env.globals.update(asset=self.manifest.url, has_asset=self.manifest.has, duration_text=duration_text,
-                                clock_text=clock_text, image_url=image_url, poster=poster)
+                                clock_text=clock_text, image_url=image_url, poster=poster,
+                                season_heading=season_heading)
         rt.health.register("web_assets", "cold", self._check_assets)
         self.serve_static = self.manifest.serve
 
@@ -246,8 +271,15 @@ class PageHandlers:
         recent, _ = await self._list_media(caller, web.row_size, 0, None, sort="added")
         if "sort" not in inspect.signature(watch.list_media).parameters:
             recent = sorted(recent, key=lambda i: i.get("added_at") or "", reverse=True)
-        items, total = await self._list_media(caller, web.page_size, (page - 1) * web.page_size, None,
-                                              sort=sort, kind=kind)
+        library = self.rt.stores.library if self.rt.stores is not None else None
+        shows: list[dict[str, Any]] = []
+        if library is not None:
+            shows, _ = await library.list_shows(web.row_size, 0, "title")
+        if kind == "show" and library is not None:
+            items, total = await library.list_shows(web.page_size, (page - 1) * web.page_size, sort)
+        else:
+            items, total = await self._list_media(caller, web.page_size, (page - 1) * web.page_size, None,
+                                                  sort=sort, kind=None if kind == "show" else kind)
         pages = max(1, math.ceil(total / web.page_size))
 
         def page_link(n: int) -> str:
@@ -255,7 +287,8 @@ class PageHandlers:
             return "/?" + "&".join(parts)
 
         ctx = self._base(caller, "Home", "js/home.js", nav="home")
-        ctx.update(continue_watching=cont, next_up=nxt, recent=recent, items=items, total=total, page=page,
+        ctx.update(continue_watching=cont, next_up=nxt, recent=recent, shows=shows, kind=kind, items=items,
+                   total=total, page=page,
                    pages=pages, prev_link=page_link(page - 1) if page > 1 else None,
                    next_link=page_link(page + 1) if page < pages else None)
         await self._send_html(scope, send, 200, self._render("home.html", **ctx))
@@ -268,6 +301,10 @@ class PageHandlers:
         items: list[dict[str, Any]] = []
         if text:
             items, _ = await self._list_media(caller, self.rt.config.web.page_size, 0, text)
+            library = self.rt.stores.library if self.rt.stores is not None else None
+            if library is not None:
+                found = await library.search(text, min(100, self.rt.config.web.page_size))
+                items = [i for i in found if i.get("type") == "show"] + items
         ctx = self._base(caller, f"Search: {text}" if text else "Search", "js/home.js", nav="search")
         ctx.update(q=text, items=items)
         await self._send_html(scope, send, 200, self._render("search.html", **ctx))
@@ -300,7 +337,24 @@ class PageHandlers:
         caller = await self._signed_in(scope, send)
         if caller is None:
             return
-        await self._error_page(scope, send, caller, 404, "Not found", "No show has this id.")
+        store = self.rt.stores.library if self.rt.stores is not None else None
+        show = await store.get_show(id) if store is not None and UUID_RE.match(id) else None
+        if show is None:
+            await self._error_page(scope, send, caller, 404, "Not found", "No show has this id.")
+            return
+        raw = query(scope).get("season", "")
+        season = int(raw) if raw.isdigit() and len(raw) <= 6 else None
+        episodes = await store.show_episodes(id, season) or []
+        assert self.rt.watch is not None
+        episodes = await self.rt.watch.attach(caller.user.id, episodes)
+        seasons: dict[Any, list[dict[str, Any]]] = {}
+        for ep in episodes:
+            ep.setdefault("user_data", {"position_seconds": 0.0, "played": False})
+            seasons.setdefault(ep.get("season"), []).append(ep)
+        groups = [{"season": s, "heading": season_heading(s), "episodes": eps} for s, eps in seasons.items()]
+        ctx = self._base(caller, show.get("title") or "Show", "js/home.js")
+        ctx.update(show=show, groups=groups, season=season, next_episode=show_next_up(episodes))
+        await self._send_html(scope, send, 200, self._render("show.html", **ctx))
 
     async def play(self, scope: Scope, receive: Receive, send: Send, id: str) -> None:
         caller = await self._signed_in(scope, send)

@@ -165,7 +165,6 @@ function attach(position, keepPaused, forceHls = false) {
     hls.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal) onFatal(d); });
     hls.loadSource(session.master_playlist_url);
     hls.attachMedia(video);
-    if (!(session.subtitles || []).length) { /* hls.js carries the text tracks of the playlist */ }
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     mode = "native";
     video.src = session.master_playlist_url;
@@ -491,10 +490,140 @@ statsButton.addEventListener("click", () => {
 video.addEventListener("loadedmetadata", buildMenus);
 video.textTracks.addEventListener?.("addtrack", buildMenus);
 
+// --- seek bar and its thumbnails --------------------------------------------------------------
+// trickplay.vtt: a cue per thumbnail, payload `<sheet url relative to the track>#xywh=x,y,w,h`.
+// No track: the bar shows the time only.
+const seek = document.getElementById("seek");
+const seekPreview = document.getElementById("seek-preview");
+const seekThumb = document.getElementById("seek-thumb");
+const seekTime = document.getElementById("seek-time");
+const seekClock = document.getElementById("seek-clock");
+let thumbs = [];          // [{start, end, url, x, y, w, h}] by start
+let seeking = false;      // a pointer holds the seek bar
+const sheets = new Map(); // url → Image (each sheet fetched once)
+
+function vttTime(text) {
+  const m = /^(?:(\d+):)?(\d{1,2}):(\d{2}(?:\.\d{1,3})?)$/.exec(text.trim());
+  return m ? +(m[1] || 0) * 3600 + +m[2] * 60 + +m[3] : NaN;
+}
+
+export function parseThumbnails(text, base) {
+  const out = [];
+  const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const timing = /^\s*(\S+)\s+-->\s+(\S+)/.exec(lines[i]);
+    if (!timing) continue;
+    const start = vttTime(timing[1]), end = vttTime(timing[2]);
+    const payload = (lines[i + 1] || "").trim();
+    const frag = /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(payload);
+    if (!Number.isFinite(start) || !Number.isFinite(end) || !frag) continue;
+    let url;
+    try { url = new URL(frag[1], base); } catch { continue; }
+    if (url.origin !== location.origin) continue; // img-src 'self'
+    out.push({ start, end, url: url.pathname + url.search, x: +frag[2], y: +frag[3], w: +frag[4], h: +frag[5] });
+    i += 1;
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+function thumbAt(t) {
+  let lo = 0, hi = thumbs.length - 1, found = null;
+  while (lo <= hi) { // the last cue starting at or before t
+    const mid = (lo + hi) >> 1;
+    if (thumbs[mid].start <= t) { found = thumbs[mid]; lo = mid + 1; } else hi = mid - 1;
+  }
+  return found || thumbs[0] || null;
+}
+
+async function loadThumbnails() {
+  const path = `/api/v1/media/${encodeURIComponent(data.media_id)}/trickplay.vtt`;
+  try {
+    const res = await fetch(path, { credentials: "same-origin", headers: { Accept: "text/vtt" } });
+    if (!res.ok) return;
+    thumbs = parseThumbnails(await res.text(), new URL(path, location.href));
+  } catch {
+    thumbs = [];
+  }
+}
+
+function seekMax() {
+  const d = Number(video.duration);
+  if (Number.isFinite(d) && d > 0) return d;
+  return Number(session && session.duration_seconds) || Number(seek.max) || 0;
+}
+
+function showPreview(t, fraction) {
+  const max = seekMax();
+  if (!(max > 0)) return;
+  t = Math.max(0, Math.min(max, t));
+  seekTime.textContent = clock(t);
+  const tile = thumbs.length ? thumbAt(t) : null;
+  if (tile) {
+    if (!sheets.has(tile.url)) { const img = new Image(); img.src = tile.url; sheets.set(tile.url, img); }
+    seekThumb.style.width = `${tile.w}px`;
+    seekThumb.style.height = `${tile.h}px`;
+    seekThumb.style.backgroundImage = `url("${tile.url}")`;
+    seekThumb.style.backgroundPosition = `${-tile.x}px ${-tile.y}px`;
+    seekThumb.dataset.xywh = `${tile.x},${tile.y},${tile.w},${tile.h}`;
+    seekThumb.hidden = false;
+  } else {
+    seekThumb.hidden = true;
+  }
+  seekPreview.hidden = false;
+  const wrap = seek.parentElement.getBoundingClientRect();
+  const bar = seek.getBoundingClientRect();
+  const width = seekPreview.offsetWidth;
+  const x = bar.left - wrap.left + fraction * bar.width - width / 2;
+  seekPreview.style.left = `${Math.max(0, Math.min(wrap.width - width, x))}px`;
+}
+
+function hidePreview() {
+  if (!seeking) seekPreview.hidden = true;
+}
+
+function pointerFraction(ev) {
+  const r = seek.getBoundingClientRect();
+  return r.width > 0 ? Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) : 0;
+}
+
+function syncSeek() {
+  const max = seekMax();
+  if (max > 0 && Number(seek.max) !== Math.ceil(max)) seek.max = String(Math.ceil(max));
+  if (!seeking) seek.value = String(Math.floor(video.currentTime || 0));
+  const now = clock(video.currentTime || 0);
+  const text = max > 0 ? `${now} of ${clock(max)}` : now;
+  seekClock.textContent = text;
+  seek.setAttribute("aria-valuetext", text);
+}
+
+seek.addEventListener("pointermove", (ev) => {
+  const f = pointerFraction(ev);
+  showPreview(seeking ? Number(seek.value) : f * seekMax(), seeking ? Number(seek.value) / (seekMax() || 1) : f);
+});
+seek.addEventListener("pointerdown", () => { seeking = true; });
+window.addEventListener("pointerup", () => { if (seeking) { seeking = false; hidePreview(); } });
+seek.addEventListener("pointerleave", hidePreview);
+seek.addEventListener("input", () => {
+  const t = Number(seek.value);
+  showPreview(t, t / (seekMax() || 1));
+});
+seek.addEventListener("change", () => {
+  const t = Number(seek.value);
+  if (Number.isFinite(t)) video.currentTime = Math.max(0, Math.min(seekMax() || t, t));
+  if (!seeking) setTimeout(hidePreview, 800);
+});
+seek.addEventListener("blur", () => { seeking = false; seekPreview.hidden = true; syncSeek(); });
+video.addEventListener("timeupdate", syncSeek);
+video.addEventListener("durationchange", syncSeek);
+video.addEventListener("seeked", syncSeek);
+
 // --- go ------------------------------------------------------------------------------------
 if (!window.Hls) {
   notice.textContent = "hls.js is not installed on this server; using the browser's own HLS support.";
   notice.hidden = false;
 }
-window.revengePlayer = { get session() { return session; }, get mode() { return mode; }, get hls() { return hls; } };
+window.revengePlayer = { get session() { return session; }, get mode() { return mode; }, get hls() { return hls; },
+                         get thumbnails() { return thumbs.length; } };
 start(Number(data.start) || 0);
+loadThumbnails();
+syncSeek();
