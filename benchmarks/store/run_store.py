@@ -14,6 +14,12 @@ rows turned into the API's dicts. One operation at a time (latency, not throughp
 offsets random, the same sequence for every implementation, rounds interleaved.
 An ORM peer (SQLAlchemy) runs only where SQLAlchemy is installed.
 
+Search (issue 14): ``stores.library.search(q, 20)`` (``LibraryQueries`` on FTS5, ``PostgresLibrary``
+on tsvector) for a prefix of an accented title word (``amel`` → ``Amélie``), two words and a word
+that is nowhere; the floor replays the statements the layer ran (captured with their values: the
+SQLite trace callback, a recording pool on PostgreSQL) on the bare driver. The PostgreSQL catalog
+is written, then its scan recorded as the scanner does (``record_scan``), then measured.
+
 Usage: python benchmarks/store/run_store.py [--items 10000] [--gets 3000] [--pages 600] [--rounds 5]
 """
 from __future__ import annotations
@@ -126,11 +132,25 @@ def search_rows(res: dict[str, dict[str, list[float]]], per_query: dict[str, dic
 
 
 class Recorder:
-    """An asyncpg pool stand-in that forwards and records (method, sql, args) of each call: the
-    statements a search runs, for the floor to replay on the bare driver."""
+    """An asyncpg pool (or connection) stand-in that forwards and records (method, sql, args) of
+    each call, also on the connections it hands out: the statements a search runs, for the floor
+    to replay on the bare driver."""
 
-    def __init__(self, pool: Any) -> None:
-        self.pool, self.calls = pool, []
+    def __init__(self, pool: Any, calls: list | None = None) -> None:
+        self.pool, self.calls = pool, [] if calls is None else calls
+
+    def acquire(self) -> Any:
+        outer = self
+
+        class Held:
+            async def __aenter__(self) -> Recorder:
+                self.cm = outer.pool.acquire()
+                return Recorder(await self.cm.__aenter__(), outer.calls)
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                return await self.cm.__aexit__(*exc)
+
+        return Held()
 
     def __getattr__(self, name: str) -> Any:
         fn = getattr(self.pool, name)
@@ -241,10 +261,11 @@ async def postgres_case(dsn: str, rows: list[tuple], gets: list[int], offsets: l
     for b in batches(rows):
         await store.write_batch(b, [], [])
     print(f"  PostgreSQL catalog of {len(rows)} written in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    # what autovacuum does within a minute of a scan (insert threshold): statistics for the planner
-    # and the visibility map that lets the count and the OFFSET be index-only scans
-    await pool.execute("VACUUM (ANALYZE) media")
-    await pool.execute("VACUUM (ANALYZE) shows")
+    # the scan's end, as the scanner records it (PostgresCatalog.record_scan refreshes the planner's
+    # statistics and the visibility map there)
+    await store.record_scan({"scan_id": str(uuid.uuid4()), "state": "idle", "started_at": "2026-12-01T00:00:00.000Z",
+                             "finished_at": "2026-12-01T00:00:00.000Z", "files_seen": len(rows),
+                             "files_added": len(rows), "files_updated": 0, "files_removed": 0, "errors": []})
     ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM media ORDER BY added_at, rel_path")]
     keys = [uuid.UUID(i) for i in ids]
     raw = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
@@ -257,7 +278,8 @@ async def postgres_case(dsn: str, rows: list[tuple], gets: list[int], offsets: l
         return await raw.fetchrow(one, keys[i])
 
     async def raw_page(off: int) -> Any:
-        return await raw.fetchval(count), await raw.fetch(page, PAGE, off)
+        async with raw.acquire() as conn:  # as the layer: one connection for both statements
+            return await conn.fetchval(count), await conn.fetch(page, PAGE, off)
 
     async def ours_get(i: int) -> Any:
         return await store.get_media(ids[i])
@@ -285,7 +307,8 @@ async def postgres_case(dsn: str, rows: list[tuple], gets: list[int], offsets: l
             assert found and all("amel" in normalise(i["title"]) for i in found), found[:2]
 
         async def raw_search(_: int, calls: list = calls) -> Any:
-            return [await getattr(raw, m)(sql, *a) for m, sql, a in calls]
+            async with raw.acquire() as conn:
+                return [await getattr(conn, m)(sql, *a) for m, sql, a in calls]
 
         async def ours_search(_: int, q: str = q) -> Any:
             return await lib.search(q, SEARCH_LIMIT)

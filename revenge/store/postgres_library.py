@@ -319,10 +319,11 @@ class PostgresLibrary:
         toks = tokens(q)
         if not toks:
             return []
-        async with translate():
-            rows, _ = await list_media(self._pool, limit, 0, q, count=False)
-            items = await self._media_items(rows)
-            shows = await self._pool.fetch(
+        async with translate(), self._pool.acquire() as conn:  # one connection: one reset, not three
+            rows, _ = await list_media(conn, limit, 0, q, count=False)
+            items = _items(rows)
+            await attach_parts(conn, rows, items)
+            shows = await conn.fetch(
                 SHOW_SELECT.replace("SELECT shows.*", "SELECT shows.search_tsv @@ to_tsquery('simple', $1) AS tier1,"
                                     " shows.*", 1)
                 + " WHERE shows.search_tsv @@ to_tsquery('simple', $2) ORDER BY tier1 DESC, shows.title_norm = $3 DESC,"
