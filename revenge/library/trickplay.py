@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -58,6 +59,36 @@ def thumbnails_vtt(duration: float, width: int, height: int, version: str) -> st
     return "\n".join(lines)
 
 
+SPRITE_RE = re.compile(r"^sprite-([0-9]{3})\.jpg$")
+_XYWH = re.compile(r"#xywh=\d+,\d+,(\d+),(\d+)$", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class Sheets:
+    """What an HLS image playlist needs of a version's files: one thumbnail's size and the byte
+    size of each sheet, ``sprite-001.jpg`` first (``COLUMNS × ROWS`` cells of ``INTERVAL`` s)."""
+    version: str
+    width: int
+    height: int
+    sizes: tuple[int, ...]
+
+
+def read_sheets(directory: Path, version: str) -> Sheets | None:
+    """The sheets of a finished version directory (blocking: call it in a thread), or None when the
+    track or its first sheet is missing. Sheets count from 001 while they are contiguous."""
+    try:
+        found = _XYWH.search((directory / "thumbnails.vtt").read_text())
+        names = {int(m.group(1)): directory / n for n in os.listdir(directory) if (m := SPRITE_RE.match(n))}
+        sizes: list[int] = []
+        while (path := names.get(len(sizes) + 1)) is not None:
+            sizes.append(path.stat().st_size)
+    except OSError:
+        return None
+    if found is None or not sizes:
+        return None
+    return Sheets(version, int(found.group(1)), int(found.group(2)), tuple(sizes))
+
+
 class Trickplay:
     def __init__(self, runner: JobRunner, data_dir: Path, ffmpeg: Callable[[], str | None],
                  media: Callable[[str], Awaitable[tuple[dict[str, Any], int, int] | None]],
@@ -89,6 +120,14 @@ class Trickplay:
         _, size, mtime_ns = found
         version = version_of(media_id, size, mtime_ns)
         return version if (self.directory(media_id, version) / "thumbnails.vtt").exists() else None
+
+    async def sheets(self, media_id: str, version: str | None = None) -> Sheets | None:
+        """The sheets of ``version`` (no database round trip), or of the current version when none
+        is given; None when they are not there."""
+        version = version or await self.current(media_id)
+        if version is None:
+            return None
+        return await asyncio.to_thread(read_sheets, self.directory(media_id, version), version)
 
     async def _run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         media_id = payload.get("media_id")

@@ -76,9 +76,12 @@ def start_line(start_seconds: float) -> list[str]:
     return [f"#EXT-X-START:TIME-OFFSET={start_seconds:.3f},PRECISE=YES"] if start_seconds > 0 else []
 
 
-def master_playlist(plan: Plan, start_seconds: float = 0.0, subtitle_lines: Sequence[str] = ()) -> bytes:
+def master_playlist(plan: Plan, start_seconds: float = 0.0, subtitle_lines: Sequence[str] = (),
+                    image_lines: Sequence[str] = ()) -> bytes:
     """``subtitle_lines``: the ``#EXT-X-MEDIA:TYPE=SUBTITLES`` lines (``subtitles.renditions``),
-    after the audio lines; each ``#EXT-X-STREAM-INF`` then ends with ``SUBTITLES="subs"``."""
+    after the audio lines; each ``#EXT-X-STREAM-INF`` then ends with ``SUBTITLES="subs"``.
+    ``image_lines`` (``image_stream_line``) come last, after every variant's URI line, so a
+    player that does not know the tag (hls.js) never takes one for a variant's attributes."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS", *start_line(start_seconds)]
     audio = plan.audio
     names = _names(audio)
@@ -114,6 +117,40 @@ def master_playlist(plan: Plan, start_seconds: float = 0.0, subtitle_lines: Sequ
         peak, avg = _bandwidths(None, (sel,))
         lines.append(f'#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS="{sel.codec_string}"')
         lines.append(f"{sel.name}/index.m3u8")
+    lines.extend(image_lines)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _sheet_lengths(duration: float, sheet_seconds: float, count: int) -> list[float]:
+    """The time each sheet covers: full sheets, the last one the remainder; none past the end."""
+    return [min(sheet_seconds, duration - i * sheet_seconds) for i in range(count) if i * sheet_seconds < duration]
+
+
+def image_stream_line(uri: str, sizes: Sequence[int], duration: float, width: int, height: int,
+                      sheet_seconds: float) -> str:
+    """``#EXT-X-IMAGE-STREAM-INF`` (Apple's and Roku's image media playlists) for sheets of the
+    given byte sizes; ``BANDWIDTH`` is the peak of bytes × 8 over the time a sheet covers and
+    ``RESOLUTION`` the size of one thumbnail."""
+    lengths = _sheet_lengths(duration, sheet_seconds, len(sizes))
+    peak = max((size * 8 / max(length, 1.0) for size, length in zip(sizes, lengths)), default=0.0)
+    return (f'#EXT-X-IMAGE-STREAM-INF:BANDWIDTH={max(1, math.ceil(peak))},RESOLUTION={width}x{height},'
+            f'CODECS="jpeg",URI="{uri}"')
+
+
+def image_playlist(duration: float, count: int, width: int, height: int, columns: int, rows: int,
+                   interval: float) -> bytes:
+    """The image media playlist of ``count`` sheets ``sprite-NNN.jpg`` of ``columns × rows``
+    thumbnails, each ``interval`` seconds: ``#EXT-X-IMAGES-ONLY``, then per sheet its ``EXTINF``
+    (the time it covers; the last one the remainder) and ``#EXT-X-TILES``."""
+    lengths = _sheet_lengths(duration, columns * rows * interval, count)
+    target = max((math.ceil(x) for x in lengths), default=1)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{max(1, target)}", "#EXT-X-MEDIA-SEQUENCE:0",
+             "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-IMAGES-ONLY"]
+    for i, length in enumerate(lengths):
+        lines.append(f"#EXTINF:{length:.3f},")
+        lines.append(f"#EXT-X-TILES:RESOLUTION={width}x{height},LAYOUT={columns}x{rows},DURATION={interval:.3f}")
+        lines.append(f"sprite-{i + 1:03d}.jpg")
+    lines.append("#EXT-X-ENDLIST")
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.api_error import ApiError
 from ..library.keyframes import KeyframeError, Layout, remux_layout
+from ..library.trickplay import COLUMNS as TILE_COLUMNS, INTERVAL as TILE_INTERVAL, ROWS as TILE_ROWS, SPRITE_RE
 from .clients import ProfileError, apply_profile, detect, is_local
 from .decision import NotPlayable, Plan, decide
-from .hls import master_playlist, media_playlist, segments_playlist, variant_bandwidth
+from .hls import (image_playlist, image_stream_line, master_playlist, media_playlist, segments_playlist,
+                  variant_bandwidth)
 from .sessions import Session, SessionLimit, SessionRegistry
 from ..subtitles.renditions import FILE_RE as SUBS_FILE_RE, SUBS_RE, BodyProblem
 from ..subtitles.renditions import answer as sub_answer, check_body as sub_check, master_lines as sub_master_lines
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("revenge.playback")
 VARIANT_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 SEGMENT_RE = re.compile(r"^seg-([0-9]{5})\.m4s$")
+THUMBS_RE = re.compile(r"^thumbs_([0-9a-f]{16})$")  # the image playlist of one trickplay version
 LOCAL_NETWORKS = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128",
                   "fc00::/7", "fe80::/10"]
 
@@ -179,7 +182,7 @@ class PlaybackService:
         subs = sub_renditions(media_id, sub_rows[0], sub_rows[1], sub_rows[2], body.get("subtitle_track"),
                               burn["index"] if burn else None, sel_audio.get("language") if sel_audio else None,
                               media.get("video") is not None)
-        master = master_playlist(plan, float(start), sub_master_lines(subs))
+        master = master_playlist(plan, float(start), sub_master_lines(subs), await self._image_lines(media_id, plan))
         assert self.rt.tokens is not None
         ttl = self._ttl()
 
@@ -221,6 +224,16 @@ class PlaybackService:
             tok = self.rt.tokens.sign("direct", media_id, pb.stream_token_ttl)
             out["direct_stream_url"] = f"/api/v1/media/{media_id}/stream?token={tok}"
         return out
+
+    async def _image_lines(self, media_id: str, plan: Plan) -> list[str]:
+        """``#EXT-X-IMAGE-STREAM-INF`` for the seek thumbnails when they exist at creation, else none."""
+        if self.rt.trickplay is None or not plan.variants:
+            return []
+        sheets = await self.rt.trickplay.sheets(media_id)
+        if sheets is None:
+            return []
+        return [image_stream_line(f"thumbs_{sheets.version}/index.m3u8", sheets.sizes, plan.duration, sheets.width,
+                                  sheets.height, TILE_COLUMNS * TILE_ROWS * TILE_INTERVAL)]
 
     async def _subtitle_rows(self, media_id: str) -> tuple[int, int, list[dict[str, Any]]]:
         if self.rt.subtitles is None or not self.rt.config.subtitles.enabled:
@@ -466,6 +479,8 @@ class PlaybackService:
         variant, name = parts
         if variant.startswith("subs_"):
             return self._parse_subs(s, variant, name)
+        if variant.startswith("thumbs_"):
+            return self._parse_thumbs(variant, name)
         job = s.jobs.get(variant)
         if job is None:
             raise ApiError(404, "not_found", "No such resource.")
@@ -489,6 +504,31 @@ class PlaybackService:
         if name.startswith("seg-") and int(name[4:9]) >= s.plan.segment_count:
             raise ApiError(404, "not_found", "No such resource.")
         return "subs", f"{r['index']}/{name}", None
+
+    def _parse_thumbs(self, variant: str, name: str) -> tuple[str, str | None, Job | None]:
+        """``thumbs_<version>/index.m3u8|sprite-NNN.jpg``: the session's media's seek thumbnails."""
+        m = THUMBS_RE.match(variant)
+        if self.rt.trickplay is None or m is None or not (name == "index.m3u8" or SPRITE_RE.match(name)):
+            raise ApiError(404, "not_found", "No such resource.")
+        return "thumbs", f"{m.group(1)}/{name}", None
+
+    async def image_playlist(self, s: Session, part: str) -> bytes:
+        """The image media playlist of a trickplay version of the session's media (no database)."""
+        assert self.rt.trickplay is not None
+        sheets = await self.rt.trickplay.sheets(s.media_id, part.split("/", 1)[0])
+        if sheets is None:
+            raise ApiError(404, "not_found", "No such resource.")
+        return image_playlist(s.plan.duration, len(sheets.sizes), sheets.width, sheets.height, TILE_COLUMNS,
+                              TILE_ROWS, TILE_INTERVAL)
+
+    async def image_file(self, s: Session, part: str) -> bytes:
+        """A sprite sheet of the session's media, from the trickplay files."""
+        assert self.rt.trickplay is not None
+        version, name = part.split("/", 1)
+        try:
+            return await asyncio.to_thread((self.rt.trickplay.directory(s.media_id, version) / name).read_bytes)
+        except OSError:
+            raise ApiError(404, "not_found", "No such resource.") from None
 
     def subtitle_playlist(self, s: Session) -> bytes:
         return sub_playlist(s.plan.duration, s.plan.segment_seconds, s.plan.segment_count)

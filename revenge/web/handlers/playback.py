@@ -121,6 +121,12 @@ class PlaybackHandlers:
                 else:
                     data, stored = await self.svc.subtitle_file(session, part)
                     await self._send_subtitle(scope, send, part, data, stored)
+            elif kind == "thumbs":
+                assert part is not None
+                if part.endswith("/index.m3u8"):
+                    await self._send_playlist(scope, send, await self.svc.image_playlist(session, part))
+                else:
+                    await self._send_sprite(scope, send, await self.svc.image_file(session, part))
             elif kind == "playlist":
                 assert job is not None
                 await self._send_playlist(scope, send, await self.svc.playlist(session, job))
@@ -140,6 +146,18 @@ class PlaybackHandlers:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", M3U8), (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    @staticmethod
+    async def _send_sprite(scope: Scope, send: Send, data: bytes) -> None:
+        """A sprite sheet under a versioned path: immutable, strong ETag, CORS."""
+        etag = bytes_etag(data)
+        headers = [(b"cache-control", b"private, max-age=31536000, immutable"), (b"etag", etag.encode()), *STREAM_CORS]
+        if request_headers(scope).get("if-none-match") == etag:
+            await send_empty(send, 304, headers)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"image/jpeg"), (b"content-length", str(len(data)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
 
     async def _send_subtitle(self, scope: Scope, send: Send, part: str, data: bytes, stored: float) -> None:
         """A WebVTT or ASS file, served like a segment: strong ETag, Last-Modified, Range, CORS."""
