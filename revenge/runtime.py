@@ -319,6 +319,12 @@ class Runtime:
         self._export_bulkhead(peer_bh)
         leases, _peers = c.segments(self.tokens, peer_bh)
         self.supervisor.add(ChildSpec("cluster_leases", leases.run))
+        if self.encoders is not None:  # cluster.md §4 on the encoder's path
+            from .cluster.coordinator import SegmentCoordinator
+            from .playback.transcode.manager import cache_key
+
+            self.encoders.coordinator = SegmentCoordinator(leases, _peers, c.nodes, c.m,
+                                                           self.config.transcoder.lookahead_segments, cache_key)
         self.health.register("redis", "warm", c.check_redis, timeout=max(1.0, self.config.cluster.redis_timeout * 3))
         self.health.register("cluster", "warm", c.check_cluster)
         self.shutdown.register(27, "leases", c.leave)

@@ -18,7 +18,8 @@ Every decision is one Lua script, so a thundering herd on a dead node's leases h
 * **release**: compare-and-delete (an encoder stops; shutdown hook ``leases`` releases all).
 
 ``survey`` is the miss path's one read (rule 3): the key's lease and holders and the leases of the
-keys before it, and ``Survey.sources`` whom to fetch from (not yet called by the encoder manager).
+keys before it, and ``Survey.sources`` whom to fetch from (the encoder manager's miss path calls
+them through ``cluster/coordinator.py``).
 
 Redis unreachable: a take raises ``RedisUnavailable`` (the caller encodes uncoordinated); a
 renewal that cannot reach Redis keeps the lease in hand and tries at the next tick.

@@ -213,10 +213,14 @@ class Encoder(PartWaiter):
         self.suspended = False
         self.stopping = False
         self.init_seen = False
+        # cluster only (cluster/coordinator.py): a halted encoder publishes nothing more and stops;
+        # ``on_gone`` runs once when the process is gone (releases its segment lease)
+        self.halted = False
+        self.on_gone: Callable[[], None] | None = None
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.returncode is None and not self.stopping
+        return self._proc is not None and self._proc.returncode is None and not self.stopping and not self.halted
 
     @property
     def pid(self) -> int | None:
@@ -294,16 +298,25 @@ class Encoder(PartWaiter):
                     log.warning("encoder %s: could not read its output: %s", self.job.name, exc)
                     items = []
                 for kind, n, data in items:
+                    if self.halted:
+                        break
                     if kind == "init":
                         self.init_seen = True
                         self._publish("init", None, data)
                     else:
                         assert n is not None
-                        self._publish("segment", n, data)
-                        self.next = n + 1
+                        gate = self._publish("segment", n, data)
+                        code = 2 if gate is None else await gate  # a leased publish (cluster)
+                        if code:
+                            self.next = n + 1
+                        if code < 2:
+                            self.halted = True
                 if items:
                     async with self._changed:
                         self._changed.notify_all()
+                if self.halted:
+                    self._halt_task = asyncio.get_running_loop().create_task(self.stop())
+                    return
                 if exited:
                     break
                 try:
@@ -325,6 +338,9 @@ class Encoder(PartWaiter):
         """Runs when the process is gone (releases the encoder's bulkhead slot, once)."""
         self._gone = True
         self.release_slot()
+        if self.on_gone is not None:
+            gone, self.on_gone = self.on_gone, None
+            gone()
 
     def release_slot(self) -> None:
         """Gives the bulkhead slot back if this encoder holds one (idempotent)."""

@@ -93,6 +93,8 @@ class EncoderManager:
                  source_url_for: Callable[[Job], str] | None = None, poll_interval: float = 0.2,
                  disk: Any | None = None) -> None:
         self.disk = disk
+        # cluster.md §4 (cluster/coordinator.py), set by the runtime only when it has a cluster
+        self.coordinator: Any | None = None
         self._writes: set[asyncio.Task[Any]] = set()
         # ETags are blake3 of the bytes, computed once per stored part (never per request)
         self._etags: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
@@ -354,14 +356,28 @@ class EncoderManager:
                     raise TranscoderBusy() from None
                 if not admitted:
                     raise TranscoderBusy()  # prewarm / prefetch: no spare capacity, skipped
+            publish = self._publisher(job, slot)
+            hand = None
+            if self.coordinator is not None and job.kind == "encode":
+                try:  # cluster.md §4 rule 1: the lease of segment n before the encoder starts at n
+                    hand = await self.coordinator.take_first(job, n)
+                except BaseException:
+                    if heavy:
+                        self.bulkhead.release()
+                    raise
+                publish = self.coordinator.gate(job, hand, publish)
             wd = self.workroot / f"{job.identity[:16]}-{job.name}-{n}-{os.getpid()}-{int(now * 1000) % 10**9}"
-            enc = Encoder(self.ffmpeg, job, n, wd, self._publisher(job, slot), self.kill_grace,
+            enc = Encoder(self.ffmpeg, job, n, wd, publish, self.kill_grace,
                           on_exit=self.bulkhead.release if heavy else None)
+            if hand is not None:
+                self.coordinator.attach(hand, enc)
             try:
                 await enc.launch()
             except BaseException:
                 if heavy:
                     self.bulkhead.release()
+                if hand is not None:
+                    self.coordinator.release(hand)
                 raise
             slot.encoder = enc
             self.m.encoder_starts.labels("local", reason).inc()
@@ -410,6 +426,8 @@ class EncoderManager:
         started = time.monotonic()
         slot.waiting += 1  # never pre-empted while a request waits on it
         try:
+            if self.coordinator is not None and job.kind == "encode" and self._backend(job) == "local":
+                return await self.coordinator.serve(self, job, slot, part, n, started, started + timeout)
             return await self._get(job, slot, part, n, started, started + timeout)
         finally:
             slot.waiting -= 1
