@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -158,8 +158,11 @@ def start_server(
     env: dict[str, str] | None = None,
     config_text: str | None = None,
     wait_for_scan: bool = True,
+    port: int | None = None,
 ) -> ServerProcess:
-    port = free_port()
+    """``port``: a given one (a restart on the same port and data dir, its log appended to)."""
+    restart = port is not None
+    port = port or free_port()
     data_dir = tmp_path / "var"
     log_path = tmp_path / "server.log"
     args = [sys.executable, "-m", "revenge", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -173,7 +176,7 @@ def start_server(
     args += extra_args or []
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_") or k == "REVENGE_NO_EXTENSIONS"}
     full_env.update(env or {})
-    logf = open(log_path, "wb")
+    logf = open(log_path, "ab" if restart else "wb")
     proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=full_env, cwd=str(tmp_path),
                             start_new_session=True)
     logf.close()
@@ -208,33 +211,45 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_media: Path) -> Iterat
         srv.stop()
 
 
-# --- real PostgreSQL ---------------------------------------------------------------------------
+# --- real PostgreSQL and Redis ---------------------------------------------------------------
+
+def _throwaway(start: Any, remove: Any) -> Iterator[object]:
+    """A server from ``start()`` (or skip with its reason), removed afterwards whatever happened."""
+    server = start()
+    if isinstance(server, str):
+        pytest.skip(server)
+    try:
+        yield server
+    finally:
+        remove(server)
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
     """One throwaway PostgreSQL server for the test session (tests/postgres.py)."""
     from tests.postgres import remove, start_postgres
 
-    server = start_postgres()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
+    yield from _throwaway(start_postgres, remove)
 
 
-# --- real Redis --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg() -> Iterator[object]:
+    """A PostgreSQL server of this module's own: its tests may stop and start it (outages), which
+    must not disturb the session-wide one other suites use."""
+    from tests.postgres import remove, start_postgres
+
+    yield from _throwaway(start_postgres, remove)
+
 
 @pytest.fixture
 def redis_server() -> Iterator[object]:
     """A throwaway redis-server per test (tests/redis_server.py): tests may kill it and start it empty."""
     from tests.redis_server import remove, start_redis
 
-    server = start_redis()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
+    yield from _throwaway(start_redis, remove)
+
+
+@pytest.fixture
+def redis(redis_server: object) -> object:
+    """The per-test Redis under the name the cluster suites use."""
+    return redis_server

@@ -14,32 +14,6 @@ SECRET = "cluster-test-secret-" + "x" * 24
 KEY = "cluster-test-key-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[object]:
-    from tests.postgres import remove, start_postgres
-
-    server = start_postgres()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
-
-
-@pytest.fixture
-def redis() -> Iterator[object]:
-    from tests.redis_server import remove, start_redis
-
-    server = start_redis()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
-
-
 def env_of(dsn: str, redis_url: str, node: str, **more: str) -> dict[str, str]:
     return {"REVENGE_DATABASE__URL": dsn, "REVENGE_CLUSTER__REDIS_URL": redis_url,
             "REVENGE_CLUSTER__NODE_ID": node, "REVENGE_AUTH__STREAM_SECRET": SECRET,

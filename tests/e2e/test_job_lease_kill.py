@@ -12,26 +12,12 @@ import signal
 import time
 
 import httpx
-import pytest
 
 from tests.conftest import start_server
 from tests.e2e.test_library import tiny_mkv
 from tests.metadata_stub import MetadataStub
 
 KEY = "lease-kill-admin-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def pg():
-    from tests.postgres import remove, start_postgres
-
-    server = start_postgres()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
 
 
 def jobs(base_url: str) -> list[dict]:

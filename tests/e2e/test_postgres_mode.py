@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -21,19 +20,6 @@ import pytest
 from tests.conftest import ServerProcess, free_port, start_server
 
 UA = {"User-Agent": "revenge-tests/1.0"}
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[object]:
-    from tests.postgres import remove, start_postgres
-
-    server = start_postgres()
-    if isinstance(server, str):
-        pytest.skip(server)
-    try:
-        yield server
-    finally:
-        remove(server)
 
 
 @pytest.fixture(scope="module")
