@@ -146,6 +146,19 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    """Polls ``predicate`` (an HTTP error counts as not yet) until true, else fails saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 def _scan_done(server: ServerProcess) -> bool:
     r = httpx.get(f"{server.base_url}/api/v1/library/scan", headers={"X-Api-Key": server.api_key}, timeout=1.0)
     return r.status_code == 200 and r.json()["state"] != "running"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import logging
-import os
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
@@ -26,6 +25,7 @@ import orjson
 from ..core.api_error import ApiError
 from ..core.times import rfc3339
 from ..store.errors import unavailable
+from ..core.private_file import write_private
 
 log = logging.getLogger("revenge.playback")
 RESUME_MIN_SECONDS = 30.0
@@ -340,22 +340,8 @@ def _json(e: Entry) -> bytes:
 
 
 def write_entries(path: Path, entries: Iterable[Entry]) -> None:
-    """One JSON object per line, through a temporary file (0600, a symlink never followed) and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for e in entries:
-                f.write(_json(e) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """One JSON object per line, 0600, fsynced, through a temporary file and a rename."""
+    write_private(path, b"".join(_json(e) + b"\n" for e in entries), fsync=True)
 
 
 def read_entries(path: Path) -> list[Entry]:

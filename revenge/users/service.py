@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from ..core.times import now_rfc3339, rfc3339
 from ..core.api_error import ApiError
+from ..core.private_file import write_private as _write_private
 from .metrics import AuthInstruments
 from .passwords import Passwords, password_problem
 from .signin import AuthService, Caller, digest
@@ -34,20 +35,8 @@ def random_password(n: int = 24) -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """``text`` into ``path`` with mode 0600 through a temporary file and a rename (a symlink at the
-    temporary name is refused, never followed)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``text`` into ``path`` with mode 0600 (core/private_file.py)."""
+    _write_private(path, text.encode("ascii"))
 
 
 async def ensure_builtin_admin(store: Any, passwords: Passwords, data_dir: Path) -> str | None:

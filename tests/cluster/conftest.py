@@ -2,13 +2,11 @@
 ``revenge serve`` nodes on free loopback ports sharing one secret and one API key."""
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
-import httpx
 import pytest
 
-from tests.conftest import ServerProcess, start_server
+from tests.conftest import ServerProcess, start_server, wait_for  # noqa: F401 - wait_for: for the suites here
 
 SECRET = "cluster-test-secret-" + "x" * 24
 KEY = "cluster-test-key-0123456789abcdef"
@@ -47,15 +45,5 @@ def nodes(tmp_path_factory, demo_media, pg, redis) -> Iterator[list[ServerProces
             s.stop()
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, free_port, start_server
+from tests.conftest import ServerProcess, wait_for, free_port, start_server
 
 UA = {"User-Agent": "revenge-tests/1.0"}
 
@@ -51,16 +51,6 @@ def serve(tmp: Path, library: Path, dsn: str, **env: str) -> ServerProcess:
                                            "REVENGE_JOBS__POLL_INTERVAL": "0.2", **env})
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def progress(srv: ServerProcess, sid: str, seconds: float) -> int:
