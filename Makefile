@@ -121,5 +121,6 @@ load: $(STAMP)
 
 soak: $(STAMP)
 	REVENGE_TEST_FULL=1 $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py tests/e2e/test_faults.py \
-	  tests/e2e/test_remote_transcoder.py tests/native/test_twin_agreement.py tests/unit/test_dolby_vision.py
+	  tests/e2e/test_remote_transcoder.py tests/native/test_twin_agreement.py tests/unit/test_dolby_vision.py \
+	  tests/cluster/test_load.py
 	PY=$(PY) benchmarks/load/run_load.sh --viewers 20 --seconds 600 --soak
