@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http bench-store bench-start load soak tools build annotate debug clean
+.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http bench-store bench-start bench-cluster load soak tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +114,12 @@ bench-store: $(STAMP)
 # the static binary of the imageio-ffmpeg dependency
 bench-start: $(STAMP)
 	$(PY) benchmarks/start/run_start.py
+
+# issue 17: cached-segment throughput through nginx with 1 and 3 instances, and the added latency of a
+# peer fetch, on a throwaway PostgreSQL + Redis + 3 nodes (needs Debian's postgresql, redis-server, nginx: make tools);
+# not part of make test or make bench; table printed, JSON in .benchmarks/cluster.json
+bench-cluster: $(STAMP)
+	$(PY) benchmarks/cluster/run_cluster.py $(ARGS)
 
 # player-emulating load (loopback, bounded); soak: 10 minutes, RSS and fds must stay flat
 load: $(STAMP)
