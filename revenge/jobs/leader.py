@@ -76,9 +76,8 @@ class PostgresLeader:
                 pass
 
     async def close(self) -> None:
-        """Shutdown (the ``database`` hook): give the lock back at once, not when the server notices."""
-        self._set(False)
-        await self._drop()
+        """Shutdown (the ``database`` hook)."""
+        await self.resign()
 
     async def run(self) -> None:
         """The supervised ``leader_election`` worker."""
@@ -91,6 +90,15 @@ class PostgresLeader:
             await self._drop()
 
     async def resign(self) -> None:
-        """Shutdown: drop the lock at once so another instance needs no timeout to take over."""
+        """Shutdown: the lock given back before the connection goes (a terminated connection frees it
+        only once the server notices), so another instance can take over at its next attempt."""
         self._set(False)
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.execute("SELECT pg_advisory_unlock_all()"), 1.0)
+                await asyncio.wait_for(conn.close(), 1.0)
+                self._conn = None
+            except Exception:  # gone already or too slow: terminating frees it soon enough
+                pass
         await self._drop()

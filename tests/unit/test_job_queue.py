@@ -337,7 +337,7 @@ def test_one_leader_and_a_takeover_when_it_goes(postgres):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
             assert not await a.step() and b.is_leader
-            await b.resign()
+            await b.resign()  # gives the lock back: the other takes it at its next attempt
             assert await a.step()
         finally:
             await a.resign()
