@@ -299,6 +299,33 @@ def show_episodes(db: sqlite3.Connection, show_id: str, season: int | None) -> l
                       " media.premiered, media.id", args).fetchall()
 
 
+def provider_sets(row: Any, provider_ids: dict[str, Any], genres: list[str], fields: dict[str, Any],
+                  local: set[str], state: str, show_title: str | None) -> dict[str, Any]:
+    """The columns a provider's ``fields`` set on a media or show ``row`` (metadata.md §5.6), as
+    decoded values, for both backends: no field an NFO set (``local``), a path-derived title
+    replaced, other fields only where empty; ids merged; the search columns follow the title."""
+    sets: dict[str, Any] = {"metadata_state": state}
+    for name, value in fields.items():
+        if value in (None, "", [], {}) or name in local:
+            continue
+        if name == "provider_ids":
+            sets[name] = {**provider_ids, **value}
+        elif name == "genres":
+            sets[name] = list(value) if not genres else genres
+        elif name in ("title", "sort_title", "episode_title"):
+            sets[name] = value
+        elif row[name] in (None, ""):
+            sets[name] = value
+    title = sets.get("title", row["title"])
+    original = sets.get("original_title", row["original_title"])
+    if "title" in sets and "sort_title" not in sets and "sort_title" not in local:
+        sets["sort_title"] = fields.get("sort_title") or title
+    sets["title_norm"] = normalise(title)
+    sets["search_title"] = search_text(title, original, show_title)
+    sets["search_overview"] = normalise(sets.get("overview", row["overview"]) or "")
+    return sets
+
+
 class LibraryQueries:
     """The library's reads and writes outside a scan batch, each under the catalog's lock (call
     from threads). ``item`` turns a row into the catalog's item view."""
@@ -403,29 +430,16 @@ class LibraryQueries:
             if row is None:
                 return
             local = set(orjson.loads(row["local_fields"] or "[]"))
-            sets: dict[str, Any] = {"metadata_state": state}
-            for name, value in fields.items():
-                if value in (None, "", [], {}) or name in local:
-                    continue
-                if name == "provider_ids":
-                    sets[name] = orjson.dumps({**orjson.loads(row["provider_ids"] or "{}"), **value}).decode()
-                elif name == "genres":
-                    sets[name] = orjson.dumps(value).decode() if not orjson.loads(row["genres"] or "[]") else row["genres"]
-                elif name in ("title", "sort_title", "episode_title"):
-                    sets[name] = value
-                elif row[name] in (None, ""):
-                    sets[name] = value
-            title = sets.get("title", row["title"])
-            original = sets.get("original_title", row["original_title"])
-            if "title" in sets and "sort_title" not in sets and "sort_title" not in local:
-                sets["sort_title"] = fields.get("sort_title") or title
-            sets["title_norm"] = normalise(title)
             show_title = None
             if table == "media" and row["show_id"]:
                 r = self.db.execute("SELECT title FROM shows WHERE id = ?", (row["show_id"],)).fetchone()
                 show_title = r[0] if r else None
-            sets["search_title"] = search_text(title, original, show_title)
-            sets["search_overview"] = normalise(sets.get("overview", row["overview"]) or "")
+            sets = provider_sets(row, orjson.loads(row["provider_ids"] or "{}"), orjson.loads(row["genres"] or "[]"),
+                                 fields, local, state, show_title)
+            for name in ("provider_ids", "genres"):
+                if name in sets:
+                    sets[name] = orjson.dumps(sets[name]).decode()
+            title = sets.get("title", row["title"])
             cols = ", ".join(f"{k} = ?" for k in sets)
             self.db.execute(f"UPDATE {table} SET {cols} WHERE id = ?", (*sets.values(), row_id))
             if table == "shows" and "title" in sets:

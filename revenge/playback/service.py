@@ -459,16 +459,6 @@ class PlaybackService:
             return s
         return await self.find(sid, None)
 
-    def session_for_token(self, token: str) -> Session:
-        assert self.rt.tokens is not None
-        sid = self.rt.tokens.verify(token, "stream")
-        if sid is None:
-            raise ApiError(403, "invalid_token", "The stream token is invalid or has expired.")
-        s = self.sessions.get(sid)
-        if s is None:
-            raise ApiError(404, "session_not_found", "No such playback session.")
-        return s
-
     def parse_rest(self, s: Session, rest: str) -> tuple[str, str | None, Job | None]:
         """(file kind, part, job) for a path under the token, per the strict grammar; else 404."""
         if rest == "master.m3u8":

@@ -10,7 +10,7 @@ import os
 import uuid
 from typing import Any
 
-from ..library.library_store import INFO_FIELDS, JSON_FIELDS, image_url, search_text, tokens
+from ..library.library_store import INFO_FIELDS, JSON_FIELDS, image_url, provider_sets, search_text, tokens
 from ..library.naming import normalise
 from .errors import translate
 
@@ -407,28 +407,15 @@ class PostgresLibrary:
             if row is None:
                 return
             local = set(row["local_fields"] or [])
-            sets: dict[str, Any] = {"metadata_state": state}
-            for name, value in fields.items():
-                if value in (None, "", [], {}) or name in local:
-                    continue
-                if name == "provider_ids":
-                    sets[name] = {**(row["provider_ids"] or {}), **value}
-                elif name == "genres":
-                    sets[name] = list(value) if not row["genres"] else row["genres"]
-                elif name in ("title", "sort_title", "episode_title"):
-                    sets[name] = value
-                elif row[name] in (None, ""):
-                    sets[name] = _uuid(value) if name in ("primary_image", "backdrop_image") else value
-            title = sets.get("title", row["title"])
-            original = sets.get("original_title", row["original_title"])
-            if "title" in sets and "sort_title" not in sets and "sort_title" not in local:
-                sets["sort_title"] = fields.get("sort_title") or title
-            sets["title_norm"] = normalise(title)
             show_title = None
             if table == "media" and row["show_id"]:
                 show_title = await conn.fetchval("SELECT title FROM shows WHERE id = $1", row["show_id"])
-            sets["search_title"] = search_text(title, original, show_title)
-            sets["search_overview"] = normalise(sets.get("overview", row["overview"]) or "")
+            sets = provider_sets(row, dict(row["provider_ids"] or {}), list(row["genres"] or []), fields, local,
+                                 state, show_title)
+            for name in ("primary_image", "backdrop_image"):
+                if name in sets:
+                    sets[name] = _uuid(sets[name])
+            title = sets.get("title", row["title"])
             cols = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(sets))
             await conn.execute(f"UPDATE {table} SET {cols} WHERE id = $1", key, *sets.values())
             if table == "shows" and "title" in sets:
