@@ -1,59 +1,12 @@
 // Drives revenge's web client in Debian's Chromium the way a person would, by accessible names.
 // usage: node drive.mjs '<json: {base, username, password, user2, artifacts, full, titles}>'
 // Prints one JSON line: {ok, steps: [...], failures: [...], csp: [...], errors: [...]}.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { harness } from "./harness.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const { base, artifacts, titles } = cfg;
-mkdirSync(artifacts, { recursive: true });
-const steps = [];
-const failures = [];
-const csp = [];
-const pageErrors = [];
-const t0 = Date.now();
-
-function step(name, ok, detail = {}) {
-  steps.push({ name, ok, ms: Date.now() - t0, ...detail });
-  if (!ok) failures.push({ name, ...detail });
-  return ok;
-}
-
-async function poll(fn, timeoutMs, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  return last;
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required"],
-});
-
-async function newContext(viewport = { width: 1280, height: 800 }) {
-  const ctx = await browser.newContext({ viewport, baseURL: base });
-  await ctx.exposeBinding("__revengeCsp", (_src, v) => csp.push(v));
-  // reports only (it adds no script to the page and changes no policy)
-  await ctx.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => {
-      window.__revengeCsp(`${location.pathname}: ${e.violatedDirective} ${e.blockedURI}`);
-    });
-  });
-  ctx.on("page", (p) => p.on("pageerror", (e) => pageErrors.push(`${p.url()}: ${e.message}`)));
-  return ctx;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: false });
-}
+const h = await harness(base, artifacts);
+const { steps, failures, csp, pageErrors, t0, step, poll, browser, newContext, shot } = h;
 
 async function signIn(page, username, password, next = "/") {
   await page.goto(next);
