@@ -24,7 +24,6 @@ from .core.errors import ConfigError
 from .core.lifecycle.shutdown import Shutdown
 from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
-from .library.catalog import Catalog
 from .library.scanner import Scanner
 from .store.migrations import latest as latest_migration
 from .store.measured import instrument as instrument_store
@@ -130,7 +129,6 @@ class Runtime:
         self.tokens: TokenSigner | None = None
         self.stores: Stores | None = None  # the store by area, async, SQLite or PostgreSQL (store/stores.py)
         self.cluster: Any = None  # cluster/service.py Cluster when cluster.redis_url is set
-        self.catalog: Catalog | None = None
         self.scanner: Scanner | None = None
         self.jobs: JobService | None = None
         self.scans: LibraryScans | None = None
@@ -190,7 +188,6 @@ class Runtime:
         secret = self.config.auth.stream_secret or ensure_secret(self.data_dir, "stream_secret")
         self.tokens = TokenSigner(secret)
         self.stores = await open_stores(self.config, self.data_dir, default_node(self.config.server.port))
-        self.catalog = self.stores.sync_catalog  # the SQLite Catalog; services use self.stores
         instrument_store(self.stores, self.registry)
         if self.config.cluster.redis_url:
             await self._join_cluster(secret)
