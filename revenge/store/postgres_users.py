@@ -12,9 +12,12 @@ import uuid
 from typing import Any
 
 from ..core.times import rfc3339
-from ..users.store import ApiKey, SignIn, User, UsernameTaken
+from ..users.store import ApiKey, SignIn, User, UsernameTaken, next_up_sql
 from .errors import StoreConflict, translate
 from .postgres_catalog import _uuid
+
+
+_NEXT_UP = next_up_sql("$1", "$1", "$2", "true", "false", " NULLS LAST")
 
 
 def _ts(text: str | None) -> _dt.datetime | None:
@@ -182,6 +185,13 @@ class PostgresUserStore:
         return [str(r["media_id"]) for r in await self._all(
             "SELECT media_id FROM watch_state WHERE user_id = $1 AND NOT played AND position_seconds > 0 "
             "ORDER BY updated_at DESC LIMIT $2", uuid.UUID(user_id), limit)]
+
+    async def next_up(self, user_id: str, limit: int) -> list[str]:
+        """As ``SqliteUserStore.next_up`` (``next_up_sql``)."""
+        user = _uuid(user_id)
+        if user is None:
+            return []
+        return [str(r["id"]) for r in await self._all(_NEXT_UP, user, limit)]
 
     async def set_played(self, user_id: str, media_id: str, played: bool, now: str) -> None:
         """As ``SqliteUserStore.set_played``: a row written later than ``now`` stays (§2.6)."""

@@ -74,6 +74,40 @@ class UserStore(Protocol):
     def delete_key(self, user_id: str, key_id: str) -> bool: ...
 
 
+def next_up_sql(user: str, user2: str, limit: str, played: str, unplayed: str, nulls_last: str) -> str:
+    """Next up in one query (users.md rule 21), the same text on both backends (placeholders and
+    boolean spelling differ): per show the anchor is the user's played episode with the latest
+    ``last_played_at`` (ties: the later episode); the answer is the first later listed episode in
+    (season, episode, nulls last, premiered, id) order, past the anchor's ``episode_end``, that is
+    not played, season 0 only from season 0; newest anchor first. The anchors come from the user's
+    played rows (``watch_state`` primary key), each answer from the show's episodes through
+    ``media_show`` with ``LIMIT 1``: work grows with what the user played, not with the library."""
+    key = "COALESCE({t}.season, 1), {t}.episode IS NULL, COALESCE({t}.episode, 0), COALESCE({t}.premiered, ''), {t}.id"
+    return (
+        "WITH played AS (SELECT m.show_id AS show_id, COALESCE(m.season, 1) AS s, m.episode IS NULL AS en,"
+        " COALESCE(m.episode, 0) AS e, COALESCE(m.premiered, '') AS p, m.id AS id,"
+        " COALESCE(m.episode_end, m.episode) AS last, w.last_played_at AS lp,"
+        f" row_number() OVER (PARTITION BY m.show_id ORDER BY w.last_played_at DESC{nulls_last},"
+        " COALESCE(m.season, 1) DESC, m.episode IS NULL DESC, COALESCE(m.episode, 0) DESC,"
+        " COALESCE(m.premiered, '') DESC, m.id DESC) AS rn"
+        " FROM watch_state w JOIN media m ON m.id = w.media_id"
+        f" WHERE w.user_id = {user} AND w.played = {played} AND m.kind = 'episode' AND m.show_id IS NOT NULL"
+        " AND (m.stack_key IS NULL OR m.part = 1)),"
+        " nxt AS MATERIALIZED (SELECT a.lp AS lp, a.show_id AS show_id, (SELECT n.id FROM media n"
+        f" LEFT JOIN watch_state x ON x.user_id = {user2} AND x.media_id = n.id"
+        " WHERE n.show_id = a.show_id AND n.kind || '' = 'episode' AND (n.stack_key IS NULL OR n.part = 1)"
+        f" AND ({key.format(t='n')}) > (a.s, a.en, a.e, a.p, a.id)"
+        f" AND COALESCE(x.played, {unplayed}) = {unplayed}"
+        " AND NOT (COALESCE(n.season, 1) = 0 AND a.s <> 0)"
+        " AND NOT (COALESCE(n.season, 1) = a.s AND a.last IS NOT NULL AND n.episode IS NOT NULL"
+        " AND n.episode <= a.last)"
+        f" ORDER BY {key.format(t='n')} LIMIT 1) AS id FROM played a WHERE a.rn = 1)"
+        f" SELECT id FROM nxt WHERE id IS NOT NULL ORDER BY lp DESC{nulls_last}, show_id LIMIT {limit}")
+
+
+_NEXT_UP = next_up_sql("?", "?", "?", "1", "0", "")
+
+
 class SqliteUserStore:
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db = db
@@ -224,6 +258,10 @@ class SqliteUserStore:
         return [r[0] for r in self._all(
             "SELECT media_id FROM watch_state WHERE user_id = ? AND played = 0 AND position_seconds > 0"
             " ORDER BY updated_at DESC LIMIT ?", (user_id, limit))]
+
+    def next_up(self, user_id: str, limit: int) -> list[str]:
+        """Media ids of the user's next up, newest anchor first (``next_up_sql``)."""
+        return [r[0] for r in self._all(_NEXT_UP, (user_id, user_id, limit))]
 
     def set_played(self, user_id: str, media_id: str, played: bool, now: str) -> None:
         """Played: position 0, and from unplayed one more play now. Unplayed: position 0, count kept.

@@ -74,45 +74,8 @@ class WatchService:
         """Per show (users.md rule 21): anchor = its played episode with the latest
         ``last_played_at``; answer = the first later episode in (season, episode) order, past the
         anchor's ``episode_end``, that is not played; season 0 only when the anchor is in it;
-        newest anchor first. Reads every listed episode with this user's state (no store query
-        of its own yet: O(episodes) per call)."""
+        newest anchor first. One indexed, limited store query (``users.store.next_up_sql``), then
+        the ``limit`` answers' own rows."""
         await self.progress.flush()  # queued marks and positions are part of the answer
-        episodes: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page, total = await self.catalog.list_media(500, offset, None, kind="episode")
-            episodes += page
-            offset += len(page)
-            if not page or offset >= total or offset >= 100_000:
-                break
-        await self.attach(user_id, episodes)
-        shows: dict[str, list[dict[str, Any]]] = {}
-        for e in episodes:
-            show = e.get("show")
-            if isinstance(show, dict) and show.get("id"):
-                shows.setdefault(show["id"], []).append(e)
-
-        def order(e: dict[str, Any]) -> tuple[Any, ...]:
-            season, ep = e.get("season"), e.get("episode")
-            return (season if isinstance(season, int) else 1, ep is None, ep if isinstance(ep, int) else 0,
-                    e.get("premiered") or "", e.get("id") or "")
-
-        found: list[tuple[str, dict[str, Any]]] = []
-        for eps in shows.values():
-            eps.sort(key=order)
-            played = [e for e in eps if (e.get("user_data") or {}).get("played")]
-            if not played:
-                continue
-            anchor = max(played, key=lambda e: ((e.get("user_data") or {}).get("last_played_at") or "", order(e)))
-            season = anchor.get("season") if isinstance(anchor.get("season"), int) else 1
-            last = anchor.get("episode_end") or anchor.get("episode")
-            for e in eps[eps.index(anchor) + 1:]:
-                s2, n2 = order(e)[0], e.get("episode")
-                if (e.get("user_data") or {}).get("played") or (s2 == 0 and season != 0):
-                    continue
-                if s2 == season and isinstance(last, int) and isinstance(n2, int) and n2 <= last:
-                    continue
-                found.append(((anchor.get("user_data") or {}).get("last_played_at") or "", e))
-                break
-        found.sort(key=lambda f: f[0], reverse=True)
-        return {"items": [e for _, e in found[:limit]]}
+        items = [await self.catalog.get_media(m) for m in await self.store.next_up(user_id, limit)]
+        return {"items": await self.attach(user_id, [i for i in items if i is not None])}
