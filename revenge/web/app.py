@@ -131,17 +131,12 @@ class RevengeApp:
             await send_error(send, 405, "method_not_allowed", "This method is not allowed here.",
                              [(b"allow", match.route.allow_header().encode())])
             return
-        started = False
-
-        async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await match.handler(scope, receive, tracking_send, **match.params)
+            # no send wrapper here (one more coroutine and await per body message on the byte
+            # routes): EdgeMiddleware marks scope["revenge.started"] when the response starts
+            await match.handler(scope, receive, send, **match.params)
         except Exception as exc:
+            started = scope.get("revenge.started", False)
             if unavailable(exc) and not started:  # jobs-and-storage.md §7.3: degrade, never a 500
                 log.warning("database unavailable (request %s): %s", scope.get("revenge.request_id"), exc)
                 await send_error(send, 503, "database_unavailable",

@@ -45,6 +45,7 @@ class EdgeMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
+                scope["revenge.started"] = True  # RevengeApp._dispatch: a 500 is no longer possible
                 add_response_headers(message, rid)
                 if addr_key is not None and (status == 401 or status == 403) and \
                         not scope.get("revenge.auth_nocount"):  # stale cookies, role 403s: users.md rule 14
