@@ -149,6 +149,43 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+HLSJS = ROOT / "tests" / "e2e" / "browser"
+HEADLESS_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 "
+               "Safari/537.36")
+
+
+def hlsjs_to_playing(lib: Path, tmp: Path, rounds: int) -> list[float] | None:
+    """Seconds from hls.js's ``loadSource`` to the ``playing`` event in headless Chromium on a cold
+    1080p HEVC → H.264 session (fresh server each round, its after-scan jobs done first so only
+    the start is timed); None where Chromium, node or the npm modules are missing."""
+    if shutil.which("chromium") is None or shutil.which("node") is None or not (
+            HLSJS / "node_modules" / "hls.js").exists() or not (HLSJS / "node_modules" / "playwright-core").exists():
+        print("hls.js row skipped: chromium, node or tests/e2e/browser/node_modules missing", file=sys.stderr)
+        return None
+    times: list[float] = []
+    for _ in range(rounds):
+        server = Server(lib, tmp)
+        try:
+            with httpx.Client(base_url=server.base, timeout=30, headers={"X-Api-Key": server.key}) as c:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    counts = c.get("/api/v1/admin/jobs").json()["counts"]
+                    if not counts.get("queued") and not counts.get("running"):
+                        break
+                    time.sleep(0.2)
+                body = c.post("/api/v1/playback/sessions", json={"media_id": server.media_id},
+                              headers={"User-Agent": HEADLESS_UA}).json()
+            res = subprocess.run(["node", str(HLSJS / "play.mjs"), server.base + body["master_playlist_url"], "3",
+                                  "90"], capture_output=True, text=True, timeout=180)
+            verdict = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
+            if body.get("mode") != "transcode" or not verdict.get("ok") or verdict.get("msToPlaying") is None:
+                raise RuntimeError(f"hls.js did not play the transcode: {body.get('mode')} {verdict or res.stderr}")
+            times.append(verdict["msToPlaying"] / 1000)
+        finally:
+            server.stop()
+    return times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -178,6 +215,7 @@ def main() -> int:
                         ours[name].append(server.first_segment(start, 0))
                 finally:
                     server.stop()
+        played = hlsjs_to_playing(lib, tmp, args.rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ntime to the segment — 1080p HEVC → H.264 veryfast 1080p, d = {D} s, {os.cpu_count()} cores, "
@@ -187,6 +225,11 @@ def main() -> int:
     for name, _, _ in CASES:
         a, b = statistics.median(ours[name]), statistics.median(theirs[name])
         print(f"| {name:<24} | {a:>7.2f}s | {b:>10.2f}s | {a / b:>15.2f}× |")
+    if played:
+        p, b = statistics.median(played), statistics.median(theirs[CASES[0][0]])
+        print(f"| {'hls.js load → playing':<24} | {p:>7.2f}s | {b:>10.2f}s | {p / b:>15.2f}× |"
+              "  (bare ffmpeg: its first segment)")
+        (ROOT / ".benchmarks" / "start-hlsjs.json").write_text(json.dumps({"to_playing_s": played}))
     out = ROOT / ".benchmarks" / "start.json"
     out.write_text(json.dumps({"cpu_count": os.cpu_count(), "rounds": args.rounds, "duration": args.duration,
                                "segment_seconds": D, "revenge_s": ours, "bare_ffmpeg_s": theirs}, indent=1))

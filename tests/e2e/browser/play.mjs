@@ -24,6 +24,9 @@ try {
     if (!window.Hls || !Hls.isSupported()) return { ok: false, errors: ["hls.js unsupported here"] };
     const hls = new Hls();
     hls.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal) errors.push(`${d.type}:${d.details}`); });
+    const loadAt = performance.now();  // time to `playing` counts from here (issue 18)
+    let msToPlaying = null;
+    video.addEventListener("playing", () => { if (msToPlaying === null) msToPlaying = performance.now() - loadAt; });
     hls.loadSource(url);
     hls.attachMedia(video);
     hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => errors.push(String(e))));
@@ -36,7 +39,8 @@ try {
     const level = hls.levels[hls.currentLevel];
     return { ok: video.currentTime >= target && errors.length === 0, currentTime: video.currentTime, errors,
              width: video.videoWidth, height: video.videoHeight, startedAt, userAgent: navigator.userAgent,
-             levels: hls.levels.map((l) => l.videoCodec || null), playedCodec: level ? level.videoCodec : null };
+             levels: hls.levels.map((l) => l.videoCodec || null), playedCodec: level ? level.videoCodec : null,
+             msToPlaying, msToTarget: video.currentTime >= target ? performance.now() - loadAt : null };
   }, { url, target, timeout });
 } catch (e) {
   verdict = { ok: false, errors: [String(e)] };
