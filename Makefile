@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := $(wildcard revenge/_native/*.pyx)
 PYTEST_ARGS ?=
 
-.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http bench-store bench-start bench-cluster load soak tools build annotate debug clean
+.PHONY: client serve test test-native test-pure test-pure-all bench bench-hot bench-http bench-store bench-start bench-web bench-cluster load soak tools build annotate debug clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +75,7 @@ test-pure: $(STAMP)
 test-pure-all: $(STAMP)
 	REVENGE_NO_EXTENSIONS=1 $(PY) -m pytest -q --no-native $(PYTEST_ARGS)
 
-bench: $(STAMP) bench-hot bench-http bench-store bench-start
+bench: $(STAMP) bench-hot bench-http bench-store bench-start bench-web
 
 bench-hot: $(STAMP)
 	$(PIP) install --quiet -e ".[test,bench]" --no-build-isolation
@@ -117,6 +117,11 @@ bench-start: $(STAMP)
 
 # issue 17: cached-segment throughput through nginx with 1 and 3 instances, and the added latency of a
 # peer fetch, on a throwaway PostgreSQL + Redis + 3 nodes (needs Debian's postgresql, redis-server, nginx: make tools);
+# the web client's pages on a 5 000-item library against web-client.md rule 24's budgets (needs ffmpeg);
+# table printed, JSON in .benchmarks/web.json
+bench-web: $(STAMP)
+	$(PY) benchmarks/web/run_web.py $(ARGS)
+
 # not part of make test or make bench; table printed, JSON in .benchmarks/cluster.json
 bench-cluster: $(STAMP)
 	$(PY) benchmarks/cluster/run_cluster.py $(ARGS)

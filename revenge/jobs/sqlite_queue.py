@@ -22,6 +22,7 @@ from .model import (FINISHED, LOST_ERROR, STATES, Backoff, JobDuplicate, JobFini
 
 T = TypeVar("T")
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+LATEST_SQL = "SELECT * FROM jobs WHERE kind = ? ORDER BY seq DESC LIMIT 1"  # jobs_kind_latest (migration 0006)
 
 
 
@@ -212,8 +213,7 @@ class SqliteJobQueue:
         return None if row is None else _record(row)
 
     async def latest(self, kind: str) -> JobRecord | None:
-        row = await self._run(lambda db: db.execute(
-            "SELECT * FROM jobs WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,)).fetchone())
+        row = await self._run(lambda db: db.execute(LATEST_SQL, (kind,)).fetchone())
         return None if row is None else _record(row)
 
     async def list(self, state: str | None, kind: str | None, limit: int) -> tuple[list[JobRecord], dict[str, int]]:

@@ -16,8 +16,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-PENDING_MARK = '%"state":"pending"%'  # orjson writes no spaces: the probe text holds exactly this
+# orjson writes no spaces: the probe text holds exactly these; the queries carry them as literals, the
+# same terms as the partial indexes of migration 0006 (a bound parameter would not use them)
+PENDING_MARK = '%"state":"pending"%'
 FAILED_MARK = '%"state":"failed"%'
+PENDING_SQL = f"SELECT id, probe FROM media WHERE probe LIKE '{PENDING_MARK}'"
+FAILED_SQL = f"SELECT rel_path, probe FROM media WHERE probe LIKE '{FAILED_MARK}' ORDER BY root, rel_path"
 BATCH = 200  # ids per query (jobs-and-storage.md §2.2)
 
 
@@ -79,15 +83,14 @@ class SqliteSubtitleStore:
 
     def pending_media(self) -> list[str]:
         with self.lock:
-            rows = self.db.execute("SELECT id, probe FROM media WHERE probe LIKE ?", (PENDING_MARK,)).fetchall()
+            rows = self.db.execute(PENDING_SQL).fetchall()
         return [r[0] for r in rows if _with_state(orjson.loads(r[1]), "pending")]
 
     def failed_tracks(self, limit: int) -> list[tuple[str, list[dict[str, Any]]]]:
         """(rel path, its failed tracks) of up to ``limit`` files, by root and path (byte order)."""
         out: list[tuple[str, list[dict[str, Any]]]] = []
         with self.lock:
-            rows = self.db.execute("SELECT rel_path, probe FROM media WHERE probe LIKE ? ORDER BY root, rel_path",
-                                   (FAILED_MARK,)).fetchall()
+            rows = self.db.execute(FAILED_SQL).fetchall()
         for rel, probe in rows:
             failed = _with_state(orjson.loads(probe), "failed")
             if failed:

@@ -86,3 +86,17 @@ def test_the_steps_are_valid_sql_for_postgres_psql(postgres):
         res = subprocess.run([*postgres.run_as, str(postgres.bindir / "psql"), dsn, "-v", "ON_ERROR_STOP=1", "-q",
                               "-c", step.sql], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, (step.name, res.stderr)
+
+
+def test_scan_status_queries_use_their_indexes():
+    """What the admin Library page polls while a scan runs reads partial indexes, not every probe
+    (web-client.md rule 24): failed tracks, pending tracks (start-up), the latest job of a kind."""
+    from revenge.jobs.sqlite_queue import LATEST_SQL
+    from revenge.subtitles.store import FAILED_SQL, PENDING_SQL
+
+    db = sqlite3.connect(":memory:")
+    apply_sqlite(db)
+    plan = lambda sql, *a: [r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + sql, a)]  # noqa: E731
+    assert plan(FAILED_SQL) == ["SCAN media USING INDEX media_subtitles_failed"]
+    assert plan(PENDING_SQL) == ["SCAN media USING INDEX media_subtitles_pending"]
+    assert plan(LATEST_SQL, "scan") == ["SEARCH jobs USING INDEX jobs_kind_latest (kind=?)"]
