@@ -302,6 +302,8 @@ class Runtime:
 
         wire_events(c.events, drop_file_rows=self._file_rows.clear, auth=self.auth, end_local_session=end_local,
                     reload_config=reload)
+        if self.auth is not None:
+            self.auth.publish = c.events.publish
         c.cached_sessions = lambda: len(self.playback.sessions.all()) if self.playback is not None else 0
         if self.playback is not None:
             cc = self.config.cluster

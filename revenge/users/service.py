@@ -182,7 +182,10 @@ class AccountService:
         self.auth.drop_user(user.id)
         if disable:
             await self.auth.revoke_sign_ins(user.id)
+            await self.auth.announce("user_disabled", user_id=user.id)
             await self._end_sessions(user.id, "admin")
+        elif "role" in body:
+            await self.auth.announce("credentials_revoked", user_id=user.id)  # cached roles elsewhere
         await self.refresh_gauges()
         return (await self._existing(user.id)).public()
 
@@ -194,6 +197,7 @@ class AccountService:
             raise ApiError(409, "builtin_admin", "The built-in administrator cannot be deleted.")
         await self.store.delete_user(user.id)  # sign-ins, keys, watch state cascade
         self.auth.drop_user(user.id)
+        await self.auth.announce("user_disabled", user_id=user.id)
         await self._end_sessions(user.id, "user_removed")
         await self.auth.recount()
         await self.refresh_gauges()
@@ -231,6 +235,7 @@ class AccountService:
         if not await self.store.delete_key(caller.user.id, key_id):
             raise ApiError(404, "not_found", "No API key of yours has this id.")
         self.auth.drop_key(key_id)
+        await self.auth.announce("credentials_revoked", key_id=key_id)
         await self.refresh_gauges()
 
 

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import blake3
 
@@ -113,6 +113,9 @@ class AuthService:
         self._used: dict[str, float] = {}          # key id → last_used_at not yet written
         self.active_sign_ins = 0
         metrics.signins_active.set_function(lambda: float(self.active_sign_ins))
+        # the cluster's event bus (cluster.md §7) when there is one: set by the cluster wiring, so other
+        # nodes drop the same cached credentials at once instead of after auth.cache_ttl
+        self.publish: Callable[..., Awaitable[None]] | None = None
 
     @property
     def cfg(self) -> AuthConfig:
@@ -172,6 +175,12 @@ class AuthService:
     def drop_sign_in(self, h: str) -> None:
         self._sign_ins.pop(h, None)
         self._seen.pop(h, None)
+
+    async def announce(self, kind: str, **ids: str) -> None:
+        """Tells the other nodes (``user_disabled`` / ``credentials_revoked`` with a user, key or
+        sign-in digest id, never a secret); a lost message is covered by the cache TTL."""
+        if self.publish is not None:
+            await self.publish(kind, **ids)
 
     # --- resolving the caller (rules 6–9) ----------------------------------------------------
     def peek_rate_key(self, scope: Any, key: str | None) -> str | None:
@@ -400,12 +409,14 @@ class AuthService:
         if await self.store.delete_sign_in(h):
             self.active_sign_ins = max(0, self.active_sign_ins - 1)
         self.drop_sign_in(h)
+        await self.announce("credentials_revoked", signin_id=h)
         return clear
 
     async def revoke_sign_ins(self, user_id: str, keep: str | None = None) -> None:
         """Ends the user's sign-ins (all but ``keep``) and drops every cached credential of theirs."""
         await self.store.delete_sign_ins(user_id, keep)
         self.drop_user(user_id)
+        await self.announce("credentials_revoked", user_id=user_id)
         await self.recount()
 
     async def recount(self) -> None:

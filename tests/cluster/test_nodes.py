@@ -83,6 +83,41 @@ def test_the_api_rate_limit_holds_with_three_instances(tmp_path_factory, demo_me
             s.stop()
 
 
+def test_revoked_credentials_end_on_every_node_at_once(tmp_path_factory, demo_media, pg, redis):
+    """cluster.md §7: a key revoked or a user disabled on one node is refused by another within 1 s,
+    though that node had them cached for a minute (auth.cache_ttl 60 s: without the events they
+    would keep working there for that long)."""
+    n1, n2 = start_nodes(tmp_path_factory, demo_media, pg.create_database(), redis.url, ("n1", "n2"),
+                         REVENGE_AUTH__CACHE_TTL="60s")
+    try:
+        with httpx.Client(base_url=n1.base_url, headers={"X-Api-Key": KEY}, timeout=10) as admin, \
+                httpx.Client(base_url=n2.base_url, timeout=10) as kid:
+            r = admin.post("/api/v1/users", json={"username": "kid", "password": "correct horse", "role": "user"})
+            assert r.status_code == 201, r.text
+            uid = r.json()["id"]
+            r = kid.post("/api/v1/auth/login", json={"username": "kid", "password": "correct horse"})
+            assert r.status_code == 200, r.text
+            csrf = r.json()["csrf_token"]
+            r = kid.post("/api/v1/me/api-keys", json={"name": "tv"}, headers={"X-CSRF-Token": csrf})
+            assert r.status_code == 201, r.text
+            key_id, key = r.json()["id"], r.json()["key"]
+            assert kid.get("/api/v1/me").status_code == 200  # the sign-in, cached on n2
+            with_key = {"X-Api-Key": key}
+            assert httpx.get(f"{n2.base_url}/api/v1/me", headers=with_key).status_code == 200  # the key too
+            # the key is revoked on n1 (with the cookie there: a sign-in works on any node)
+            n1_cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in kid.cookies.items()), "X-CSRF-Token": csrf}
+            assert httpx.delete(f"{n1.base_url}/api/v1/me/api-keys/{key_id}", headers=n1_cookie).status_code == 204
+            wait_for(lambda: httpx.get(f"{n2.base_url}/api/v1/me", headers=with_key).status_code == 403, 1.0,
+                     "the revoked key refused on n2 within 1 s")
+            assert kid.get("/api/v1/me").status_code == 200  # only that key went
+            assert admin.patch(f"/api/v1/users/{uid}", json={"disabled": True}).status_code == 200
+            wait_for(lambda: kid.get("/api/v1/me").status_code == 401, 1.0,
+                     "the disabled user's sign-in refused on n2 within 1 s")
+    finally:
+        n1.stop()
+        n2.stop()
+
+
 def test_redis_away_degrades_and_back_rejoins(nodes, redis):
     n1, n2 = nodes
     redis.kill()
