@@ -287,6 +287,7 @@ class Runtime:
 
     def _wire_cluster(self) -> None:
         """Events → the parts they invalidate; workers, checks and hooks of the cluster."""
+        from .cluster.link import RedisUnavailable
         from .cluster.wiring import wire_events
 
         c = self.cluster
@@ -311,7 +312,28 @@ class Runtime:
             async def ended(sid: str, reason: str) -> None:
                 await c.events.publish("session_ended", session_id=sid, reason=reason)
 
-            self.playback.share(c.sessions(cc), ended)
+            shared = c.sessions(cc)
+            self.playback.share(shared, ended)
+            if self.admin_sessions is not None:
+                self.admin_sessions.shared = shared
+                self.admin_sessions.node = lambda: c.node_id
+            self._service_sessions: int | None = None
+
+            async def count_sessions() -> None:
+                """revenge_playback_sessions_active is the service's (cluster.md §3 rule 7), read once
+                per heartbeat interval; this node's count while Redis is away."""
+                while True:
+                    try:
+                        self._service_sessions = await shared.active()
+                    except RedisUnavailable:
+                        self._service_sessions = None
+                    await asyncio.sleep(cc.heartbeat_interval)
+
+            playback = self.playback
+            self.metrics.sessions_active.set_function(
+                lambda: float(self._service_sessions if self._service_sessions is not None
+                              else playback.sessions.live_count()))
+            self.supervisor.add(ChildSpec("cluster_sessions_count", count_sessions))
         self.supervisor.add(ChildSpec("cluster_heartbeat", c.nodes.run))
         self.supervisor.add(ChildSpec("cluster_events", c.events.run))
         peer_bh = Bulkhead("peer_fetch", 64, 128, 2.0, self._bulkhead_rejected)  # cluster.md §5 rule 3

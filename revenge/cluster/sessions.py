@@ -176,6 +176,28 @@ class ClusterSessions:
         return int(await self.link.call("session_count", self.link.client.zcount, self.link.key("sessions"),
                                         now_ms, "+inf"))
 
+    async def live(self, limit: int = 500) -> list[tuple[Session, str]]:
+        """The service's live sessions with the node that served each last (cluster.md §3 rule 7:
+        views read the record), soonest-expiring first: two round trips whatever the count."""
+        t = await self.link.call("time", self.link.client.time)
+        now_ms = int(t[0]) * 1000 + int(t[1]) // 1000
+        sids = await self.link.call("session_list", self.link.client.zrangebyscore, self.link.key("sessions"),
+                                    now_ms, "+inf", start=0, num=limit)
+        if not sids:
+            return []
+        pipe = self.link.client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hgetall(self.link.key("sess", sid.decode() if isinstance(sid, bytes) else sid))
+        out: list[tuple[Session, str]] = []
+        for fields in await self.link.call("session_list", pipe.execute):
+            if not fields or b"record" not in fields:
+                continue  # ended between the two reads
+            decoded = {key.decode(): value.decode() for key, value in fields.items() if key != b"record"}
+            s = session_record.decode(fields[b"record"], decoded)
+            if s.live():
+                out.append((s, decoded.get("last_node", "")))
+        return out
+
     async def flush_queued(self) -> int:
         """After reconnecting: the ends queued while Redis was away."""
         done = 0

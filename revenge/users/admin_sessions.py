@@ -4,6 +4,8 @@ from __future__ import annotations
 import socket
 from typing import Any, Callable
 
+from ..core.api_error import ApiError
+
 
 
 class AdminSessions:
@@ -12,10 +14,27 @@ class AdminSessions:
         self.playback = playback
         self.catalog = catalog
         self.store = store
-        self._node = node
+        self.node = node
+        # the cluster's session records (cluster.md §3) when there is one: set by the cluster wiring,
+        # so the list and a user's ending cover the whole service, not this node's cache
+        self.shared: Any = None
+
+    async def _live(self) -> list[tuple[Any, str]]:
+        """(session, node) of every live session: the service's records in a cluster (this node's
+        cache while Redis is away), this node's sessions otherwise."""
+        if self.shared is not None:
+            from ..cluster.link import RedisUnavailable
+
+            try:
+                return await self.shared.live()
+            except RedisUnavailable:
+                pass
+        return [(s, self.node()) for s in self.playback.sessions.all() if s.live()]
 
     async def list(self) -> dict[str, Any]:
-        sessions = [s for s in self.playback.sessions.all() if s.live()]
+        live = await self._live()
+        sessions = [s for s, _ in live]
+        node_of = {s.id: node for s, node in live}
         names: dict[str, str] = {}
         titles: dict[str, str] = {}
         for s in sessions:
@@ -36,7 +55,7 @@ class AdminSessions:
                 "media_id": s.media_id, "title": titles.get(s.media_id, ""), "mode": s.plan.mode,
                 "variant": variant, "transcode_reasons": list(getattr(s.plan, "reasons", ()) or ()),
                 "position_seconds": s.position, "bandwidth_kbps": view["bandwidth_kbps"],
-                "client": {"user_agent": s.client[0], "address": s.client[1]}, "node": self._node(),
+                "client": {"user_agent": s.client[0], "address": s.client[1]}, "node": node_of[s.id],
                 "created_at": view["created_at"],
             })
         return {"items": items, "total": len(items)}
@@ -48,7 +67,14 @@ class AdminSessions:
 
     async def end_user(self, user_id: str, reason: str) -> None:
         """Ends every session of one user (disable: ``admin``; delete: ``user_removed``)."""
-        for s in list(self.playback.sessions.owned(user_id)):
+        ids = {s.id for s in self.playback.sessions.owned(user_id)}
+        if self.shared is not None:
+            ids |= {s.id for s, _ in await self._live() if s.owner == user_id}
+        for sid in ids:
+            try:
+                s = await self.playback.find(sid, None)
+            except ApiError:  # ended meanwhile (404): nothing left to end
+                continue
             await self.playback.end(s, reason)
 
 

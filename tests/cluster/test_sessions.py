@@ -68,3 +68,38 @@ def test_the_session_limit_holds_for_the_whole_service(trio):
     with ThreadPoolExecutor(max_workers=6) as pool:
         codes = list(pool.map(lambda i: create(trio[i % 3], mid).status_code, range(30)))
     assert codes.count(201) == 10 and codes.count(429) == 20, codes
+
+
+def test_every_node_lists_and_counts_the_whole_service(trio):
+    """cluster.md §3 rule 7: the admin list and ``revenge_playback_sessions_active`` read the
+    records, so every node shows every session (with the node that served it last) and reports the
+    service's count; ending a user's sessions (disable) reaches those created on other nodes."""
+    from tests.cluster.conftest import wait_for
+
+    n1, n2, n3 = trio
+    mid = media_id(n1)
+    made = {create(n, mid).json()["session_id"]: name for n, name in ((n1, "n1"), (n2, "n2"), (n2, "n2"))}
+    listed = httpx.get(f"{n3.base_url}/api/v1/admin/sessions", headers=UA, timeout=10).json()
+    assert {i["session_id"]: i["node"] for i in listed["items"]} == made and listed["total"] == 3
+    for node in trio:
+        wait_for(lambda node=node: node.metric("revenge_playback_sessions_active") == 3.0, 5,
+                 f"{node.base_url} reports the service's 3 sessions")
+    # a user's sessions created on n1 and n2, the user disabled through n3: all of them end
+    r = httpx.post(f"{n1.base_url}/api/v1/users", json={"username": "viewer", "password": "long enough", "role": "user"},
+                   headers=UA, timeout=10)
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    theirs = []
+    for node in (n1, n2):
+        with httpx.Client(base_url=node.base_url, timeout=30) as c:
+            login = c.post("/api/v1/auth/login", json={"username": "viewer", "password": "long enough"})
+            assert login.status_code == 200, login.text
+            answer = c.post("/api/v1/playback/sessions", json={"media_id": mid},
+                            headers={"User-Agent": "revenge-tests/1.0", "X-CSRF-Token": login.json()["csrf_token"]})
+            assert answer.status_code in (200, 201), answer.text
+            theirs.append(answer.json()["session_id"])
+    assert httpx.patch(f"{n3.base_url}/api/v1/users/{uid}", json={"disabled": True}, headers=UA,
+                       timeout=10).status_code == 200
+    left = {i["session_id"] for i in httpx.get(f"{n1.base_url}/api/v1/admin/sessions", headers=UA,
+                                               timeout=10).json()["items"]}
+    assert left == set(made), left
