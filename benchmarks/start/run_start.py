@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,23 +27,18 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from revenge.library.probe import probe_file  # noqa: E402
 from revenge.playback.clients import DEFAULT  # noqa: E402
 from revenge.playback.decision import decide  # noqa: E402
 from revenge.playback.transcode.local import Job, build_command  # noqa: E402
+from procs import free_port, stop  # noqa: E402
 from revenge.runtime import find_ffmpeg  # noqa: E402
 
 D = 6
 CASES = (("cold start at 0 s", 0.0, 0), ("cold start at 45 s", 45.0, 0), ("seek 8 segments ahead", 0.0, 8))
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def film(ffmpeg: str, duration: int) -> Path:
@@ -142,11 +136,7 @@ class Server:
             time.sleep(0.05)  # measure readiness, not the Retry-After a player would honour
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop(self.proc)
 
 
 HLSJS = ROOT / "tests" / "e2e" / "browser"

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,19 +28,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from procs import free_port, stop  # noqa: E402
 from revenge.runtime import find_ffmpeg  # noqa: E402
 
 BUDGET_MS = {"home": 200, "home, page 40": 200, "item": 100, "show (200 episodes)": 100, "search": 100,
              "admin: now playing": 50, "admin: users": 50, "admin: library": 50, "asset (JS module)": 2}
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_library(ffmpeg: str, root: Path, films: int, episodes: int) -> None:
@@ -110,11 +104,7 @@ class Server:
         raise RuntimeError("running jobs did not end")
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop(self.proc)
 
 
 def timed(c: httpx.Client, url: str, n: int, headers: dict[str, str] | None = None) -> tuple[float, float, int, int]:
