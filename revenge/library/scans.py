@@ -57,8 +57,13 @@ class LibraryScans:
         job = await self.queue.latest(KIND)
         if job is None:
             return _empty()
-        if self.scanner.running and self.scanner.status.get("scan_id") == job.id:
-            return dict(self.scanner.status)  # scanned here: the live counters
+        if self.scanner.status.get("scan_id") == job.id and (self.scanner.running or job.state == "running"):
+            # scanned here: the live counters, and once the scanner is done its final status while the
+            # job still runs the after-scan hooks (the status never goes back from idle to running)
+            out = dict(self.scanner.status)
+            if out["state"] != "running":
+                await self._add_late_errors(out)
+            return out
         out = _view(job)
         if out["state"] != "running":
             await self._add_late_errors(out)

@@ -191,3 +191,41 @@ def test_cli_scan_and_db_upgrade_on_postgres(tmp_path: Path, library: Path, post
             await conn.close()
 
     assert asyncio.run(rows()) == (3, [("succeeded", "cli"), ("succeeded", "cli")], 2)
+
+
+def test_the_scan_status_never_goes_back_from_idle_to_running():
+    """Once this node's scanner has finished, the status is its final one even while the job still
+    runs the after-scan hooks (metadata, subtitles, thumbnails enqueue their jobs): a poller that saw
+    ``idle`` never sees ``running`` again for the same scan (it did, under load, before)."""
+    import datetime as dt
+
+    from revenge.jobs.model import JobRecord
+    from revenge.library.scans import LibraryScans
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    class Queue:
+        state = "running"  # the job: its after-scan hooks are still running
+
+        async def latest(self, kind):
+            return JobRecord("s1", kind, {}, 0, kind, self.state, 1, 3, now, None, None, False, 1.0,
+                             {}, None, None, now, now, now)
+
+    class Runner:
+        def register(self, kind, fn):
+            pass
+
+    class FinishedScanner:
+        running = False
+        status = {"state": "idle", "scan_id": "s1", "files_seen": 3, "files_added": 3, "files_updated": 0,
+                  "files_removed": 0, "errors": [], "started_at": "2026-12-03T09:00:00Z",
+                  "finished_at": "2026-12-03T09:00:02Z", "files_to_probe": 3, "files_probed": 3}
+
+    async def main():
+        queue = Queue()
+        scans = LibraryScans(Runner(), queue, FinishedScanner())  # type: ignore[arg-type]
+        st = await scans.status()
+        assert st["state"] == "idle" and st["finished_at"] == "2026-12-03T09:00:02Z" and st["files_added"] == 3
+        FinishedScanner.status = {**FinishedScanner.status, "scan_id": "other"}  # another node scanned
+        assert (await scans.status())["state"] == "running"  # the job's own view
+    asyncio.run(main())
