@@ -114,14 +114,13 @@ class ClusterSessions:
         pipe.hgetall(k("sess", sid))
         pipe.exists(k("deny", sid))
         fields, denied = await self.link.call("session_load", pipe.execute)
-        if denied or not fields or b"record" not in fields:
+        if denied:
             return None
-        decoded = {key.decode(): value.decode() for key, value in fields.items() if key != b"record"}
-        s = session_record.decode(fields[b"record"], decoded)
-        if not s.live():
+        found = _from_fields(fields)
+        if found is None:
             return None
         self._checked[sid] = time.monotonic()
-        return s
+        return found[0]
 
     async def touch(self, s: Session, force: bool = False) -> int | None:
         """At most once per ``session_write_interval``: raise ``expires_at`` (never lower), set the
@@ -171,32 +170,26 @@ class ClusterSessions:
 
     async def active(self) -> int:
         """Service-wide live sessions (``ZCOUNT`` from now): what every node reports."""
-        t = await self.link.call("time", self.link.client.time)
-        now_ms = int(t[0]) * 1000 + int(t[1]) // 1000
         return int(await self.link.call("session_count", self.link.client.zcount, self.link.key("sessions"),
-                                        now_ms, "+inf"))
+                                        await self._now_ms(), "+inf"))
 
     async def live(self, limit: int = 500) -> list[tuple[Session, str]]:
         """The service's live sessions with the node that served each last (cluster.md §3 rule 7:
         views read the record), soonest-expiring first: two round trips whatever the count."""
-        t = await self.link.call("time", self.link.client.time)
-        now_ms = int(t[0]) * 1000 + int(t[1]) // 1000
         sids = await self.link.call("session_list", self.link.client.zrangebyscore, self.link.key("sessions"),
-                                    now_ms, "+inf", start=0, num=limit)
+                                    await self._now_ms(), "+inf", start=0, num=limit)
         if not sids:
             return []
         pipe = self.link.client.pipeline(transaction=False)
         for sid in sids:
             pipe.hgetall(self.link.key("sess", sid.decode() if isinstance(sid, bytes) else sid))
-        out: list[tuple[Session, str]] = []
-        for fields in await self.link.call("session_list", pipe.execute):
-            if not fields or b"record" not in fields:
-                continue  # ended between the two reads
-            decoded = {key.decode(): value.decode() for key, value in fields.items() if key != b"record"}
-            s = session_record.decode(fields[b"record"], decoded)
-            if s.live():
-                out.append((s, decoded.get("last_node", "")))
-        return out
+        found = [_from_fields(fields) for fields in await self.link.call("session_list", pipe.execute)]
+        return [f for f in found if f is not None]  # None: ended or expired between the two reads
+
+    async def _now_ms(self) -> int:
+        """Redis's clock in ms: the scores are ``expires_at`` on it, whichever node wrote them."""
+        t = await self.link.call("time", self.link.client.time)
+        return int(t[0]) * 1000 + int(t[1]) // 1000
 
     async def flush_queued(self) -> int:
         """After reconnecting: the ends queued while Redis was away."""
@@ -213,6 +206,15 @@ class ClusterSessions:
     def forget(self, sid: str) -> None:
         self._written.pop(sid, None)
         self._checked.pop(sid, None)
+
+
+def _from_fields(fields: dict[bytes, bytes] | None) -> tuple[Session, str] | None:
+    """(session, its ``last_node``) from a record's hash; None when it is gone or no longer live."""
+    if not fields or b"record" not in fields:
+        return None
+    decoded = {key.decode(): value.decode() for key, value in fields.items() if key != b"record"}
+    s = session_record.decode(fields[b"record"], decoded)
+    return (s, decoded.get("last_node", "")) if s.live() else None
 
 
 def retry_after_of(expires_ms: int, now_ms: int) -> int:

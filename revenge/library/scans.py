@@ -61,10 +61,8 @@ class LibraryScans:
             # scanned here: the live counters, and once the scanner is done its final status while the
             # job still runs the after-scan hooks (the status never goes back from idle to running)
             out = dict(self.scanner.status)
-            if out["state"] != "running":
-                await self._add_late_errors(out)
-            return out
-        out = _view(job)
+        else:
+            out = _view(job)
         if out["state"] != "running":
             await self._add_late_errors(out)
         return out

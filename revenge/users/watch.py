@@ -67,8 +67,7 @@ class WatchService:
 
     async def continue_watching(self, user_id: str, limit: int) -> dict[str, Any]:
         await self.progress.flush()  # queued positions are part of the answer
-        items = [await self.catalog.get_media(m) for m in await self.store.continue_watching(user_id, limit)]
-        return {"items": await self.attach(user_id, [i for i in items if i is not None])}
+        return {"items": await self._rows(user_id, await self.store.continue_watching(user_id, limit))}
 
     async def next_up(self, user_id: str, limit: int) -> dict[str, Any]:
         """Per show (users.md rule 21): anchor = its played episode with the latest
@@ -77,5 +76,10 @@ class WatchService:
         newest anchor first. One indexed, limited store query (``users.store.next_up_sql``), then
         the ``limit`` answers' own rows."""
         await self.progress.flush()  # queued marks and positions are part of the answer
-        items = [await self.catalog.get_media(m) for m in await self.store.next_up(user_id, limit)]
-        return {"items": await self.attach(user_id, [i for i in items if i is not None])}
+        return {"items": await self._rows(user_id, await self.store.next_up(user_id, limit))}
+
+    async def _rows(self, user_id: str, media_ids: list[str]) -> list[dict[str, Any]]:
+        """The items of a row (continue watching, next up), in the store's order, with this user's
+        state; an id removed meanwhile is left out."""
+        items = [await self.catalog.get_media(m) for m in media_ids]
+        return await self.attach(user_id, [i for i in items if i is not None])

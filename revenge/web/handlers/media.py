@@ -65,13 +65,6 @@ def _open_real(real: str) -> int | None:
         return None
 
 
-def open_library_file(rt: Runtime, root: str, rel_path: str) -> int | None:
-    """An fd for a catalogued file, only if its real path is a regular file inside a configured
-    library root (symlinks resolved); None otherwise. Uncached: see ``RealPathCache``."""
-    real = rt.library_real_path(root, rel_path)
-    return _open_real(real) if real is not None else None
-
-
 class MediaHandlers:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
