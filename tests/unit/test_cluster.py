@@ -29,6 +29,13 @@ def run(coro):
         try:
             return await coro
         finally:
+            # Background tasks a test left (a heartbeat it cancelled) end before the links close:
+            # a task cancelled mid-connect would otherwise open its socket after the pool's
+            # disconnect and leave it for the GC to find in a later test.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             for link in _links:
                 await link.close()
             _links.clear()
@@ -93,6 +100,7 @@ def test_a_restart_waits_out_its_dead_record_and_a_live_twin_is_refused(redis_se
                 await twin.claim(1.5)
         finally:
             beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
     run(main())
 
 
