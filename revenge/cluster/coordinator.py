@@ -54,6 +54,7 @@ class Hand:
     key: str | None
     coordinated: bool
     encoder: Any = None
+    run: bool = False  # a remuxer's lease of its whole run (``playlist``), not of one segment
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -69,6 +70,8 @@ class SegmentCoordinator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unleased: set[str] = set()  # keys to encode without a lease (§9 rule 3: owner partitioned)
         self._unreachable: dict[str, float] = {}  # node id → since when its fetches fail to connect
+        self._pending: list[str] = []  # remuxed parts to add to their segh, in one pipeline
+        self._announcer: asyncio.Task[Any] | None = None
 
     @property
     def me(self) -> str:
@@ -88,7 +91,10 @@ class SegmentCoordinator:
         from ..playback.transcode.manager import TranscodeFailed
 
         enc = slot.encoder
-        local = enc is not None and enc.alive and (n is None or enc.start <= n <= enc.next + self.lookahead)
+        if job.kind == "remux":  # a remuxer runs to the end: anything it will write is local
+            local = enc is not None and enc.alive
+        else:
+            local = enc is not None and enc.alive and (n is None or enc.start <= n <= enc.next + self.lookahead)
         if local:
             try:
                 return await mgr._get(job, slot, part, n, started, deadline)
@@ -103,7 +109,12 @@ class SegmentCoordinator:
         from ..playback.transcode.manager import SegmentNotReady
 
         key = self.key_of(job.identity, part)
-        before = [self.key_of(job.identity, str(i)) for i in range(max(0, n - self.lookahead), n)] if n is not None else []
+        if job.kind == "remux":  # its one lease covers every part: whoever leases the run writes it
+            before = [self.run_key(job)]
+        elif n is not None:
+            before = [self.key_of(job.identity, str(i)) for i in range(max(0, n - self.lookahead), n)]
+        else:
+            before = []
         raced = False
         while True:
             try:
@@ -153,6 +164,16 @@ class SegmentCoordinator:
                 answer = await self._fetch(rec, key, deadline - time.monotonic() - WAIT_MARGIN) if rec else None
                 if answer is not None and answer.result == "ok":
                     return self._keep(mgr, job, part, key, answer.data)
+                if job.kind == "remux" and exc.published and answer is not None and answer.result == "not_found":
+                    # a live node has the whole run but no longer this part (evicted): a copy is
+                    # cheap, remux it here again rather than leave the viewer without it
+                    self.m.reencodes.labels("evicted").inc()
+                    run = self.run_key(job)
+                    self._unleased.add(run)
+                    try:
+                        return await mgr._get(job, slot, part, n, started, deadline)
+                    finally:
+                        self._unleased.discard(run)
                 if (answer is None or answer.result == "unreachable") and not raced \
                         and deadline - time.monotonic() > RERUN:
                     raced = True  # the winner is gone or refuses connections: the miss path once more
@@ -204,8 +225,11 @@ class SegmentCoordinator:
     async def take_first(self, job: Any, n: int) -> Hand:
         """Before a local encode job starts at ``n``: ``seg:<k(n)>`` (raises ``LeaseRefused``);
         Redis unreachable → a hand without a lease (counted uncoordinated)."""
-        key = self.key_of(job.identity, str(n))
-        hand = Hand(key, True)
+        return await self._take(Hand(self.key_of(job.identity, str(n)), True))
+
+    async def _take(self, hand: Hand) -> Hand:
+        key = hand.key
+        assert key is not None
         if self._redis_down() or key in self._unleased:
             return self._uncoordinated(hand)
         try:
@@ -224,7 +248,25 @@ class SegmentCoordinator:
 
     def attach(self, hand: Hand, enc: Any) -> None:
         hand.encoder = enc
-        enc.on_gone = lambda: self.release(hand)
+        enc.on_gone = lambda: self._gone(hand)
+
+    def _gone(self, hand: Hand) -> None:
+        """The encoder is over. A remuxer that ran to its end publishes its run (``segh`` of the
+        ``playlist`` key: this node has every part); anything else gives its lease back."""
+        enc = hand.encoder
+        if hand.run and hand.coordinated and hand.key is not None and enc is not None \
+                and enc.finished and enc.error is None and not getattr(enc, "halted", False):
+            key, hand.key = hand.key, None
+            self._spawn(self._publish_run(key))
+            return
+        self.release(hand)
+
+    async def _publish_run(self, key: str) -> None:
+        await self._flush_announcements()  # its parts are in segh before the run says "all here"
+        try:
+            await self.leases.publish(key)
+        except RedisUnavailable:
+            await self.leases.release(key)
 
     def release(self, hand: Hand) -> None:
         key, hand.key = hand.key, None
@@ -295,6 +337,60 @@ class SegmentCoordinator:
         if nxt is not None:
             hand.coordinated = True
         return code
+
+
+    # --- remuxers (§4): one lease for the whole run ---------------------------------------------
+    def run_key(self, job: Any) -> str:
+        """A remuxer's lease: ``seg:<k(playlist)>`` for its whole run."""
+        return self.key_of(job.identity, "playlist")
+
+    async def take_run(self, job: Any) -> Hand:
+        """Before a remuxer starts (always at 0): the run's lease (raises ``LeaseRefused`` when a
+        live node remuxes it or has remuxed it to the end); Redis unreachable → uncoordinated."""
+        return await self._take(Hand(self.run_key(job), True, run=True))
+
+    def gate_run(self, job: Any, hand: Hand, publish: Callable[[str, int | None, bytes], None]) -> Callable[..., Any]:
+        """A remuxer's publish: each part at once (the run's lease covers them all) and this node
+        into its ``segh``, announced in batches — a copy writes many segments a second."""
+
+        def gated(kind: str, n: int | None, data: bytes) -> None:
+            publish(kind, n, data)
+            if hand.coordinated and not self._redis_down():
+                self._announce_later(self.key_of(job.identity, "init" if kind == "init" else str(n)))
+            return None
+
+        return gated
+
+    def _announce_later(self, key: str) -> None:
+        self._pending.append(key)
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.get_running_loop().create_task(self._flush_announcements())
+            self._tasks.add(self._announcer)
+            self._announcer.add_done_callback(self._tasks.discard)
+
+    async def _flush_announcements(self) -> None:
+        while self._pending:
+            keys, self._pending = self._pending, []
+            try:
+                await self.leases.announce(keys)
+            except RedisUnavailable:
+                pass  # served here all the same; the holder sets miss them (fail open)
+
+    async def run_playlist(self, job: Any) -> str | None:
+        """A copy without a keyframe index serves its remuxer's own playlist: the node that
+        leases the run (or ran it to the end) is asked for it, fresh; None when nobody has it
+        (this node starts the remuxer) or Redis is away."""
+        key = self.run_key(job)
+        try:
+            survey = await self.leases.survey(key, [])
+        except RedisUnavailable:
+            return None
+        holders, leasing = survey.sources(self.nodes.peers, self.me)
+        for rec in [*leasing, *holders]:
+            answer = await self._fetch(rec, key, 0.0)
+            if answer.result == "ok":
+                return answer.data.decode("utf-8", "replace")
+        return None
 
 
 def _retry(value: float | None) -> int:

@@ -16,6 +16,8 @@ Every decision is one Lua script, so a thundering herd on a dead node's leases h
 * **publish**: delete the lease if ours, ``SADD segh:<k>`` this node, ``PEXPIRE``; a lease that was
   in hand but is no longer ours counts ``revenge_cluster_segment_duplicates_total`` (must stay 0).
 * **release**: compare-and-delete (an encoder stops; shutdown hook ``leases`` releases all).
+* **announce**: ``SADD``/``PEXPIRE`` of ``segh`` for a batch of parts a remuxer wrote under its
+  run's one lease (``seg:<k(playlist)>``, published when the run is complete).
 
 ``survey`` is the miss path's one read (rule 3): the key's lease and holders and the leases of the
 keys before it, and ``Survey.sources`` whom to fetch from (the encoder manager's miss path calls
@@ -205,6 +207,20 @@ class SegmentLeases:
             self.m.duplicates.inc()
             log.error("cluster: segment %s… published without holding its lease (a duplicate)", key[:12])
         return ours
+
+    async def announce(self, keys: list[str]) -> None:
+        """This node into ``segh:<k>`` of parts it produced under a lease that covers them all
+        (a remuxer's run): one pipeline for the batch, no lease to delete. Raises
+        ``RedisUnavailable``."""
+        if not keys:
+            return
+        pipe = self.link.client.pipeline(transaction=False)
+        ttl = int(self.index_ttl * 1000)
+        for key in keys:
+            k = self.link.key("segh", key)
+            pipe.sadd(k, self.node_id)
+            pipe.pexpire(k, ttl)
+        await self.link.call("lease_announce", pipe.execute)
 
     def _remember_lost(self, key: str) -> None:
         self.lost[key] = None

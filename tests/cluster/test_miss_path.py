@@ -102,3 +102,89 @@ def test_a_killed_nodes_segments_are_encoded_again_by_the_survivor(pair):
     assert n2.metric('revenge_cluster_reencodes_total\\{cause="evicted"\\}') == 0
     assert n2.metric(DUPLICATES) == 0
     assert n2.metric("revenge_cluster_uncoordinated_encodes_total ") == 0
+
+
+REMUXED = 'revenge_transcode_duration_seconds_count\\{backend="local",kind="remux"\\}'
+TWO = "Two Languages (H.264 AAC x2).mkv"
+
+
+def test_a_copy_is_remuxed_once_across_the_cluster(pair):
+    """§4: a remuxer leases its whole run (``seg:<k(playlist)>``) and announces every part it
+    writes; the other node fetches the parts from it instead of starting a remuxer of its own."""
+    n1, n2 = pair
+    mid = n1.media_ids()[TWO]
+    # the second audio track is not the default one: not direct play, a copy of the video (remux)
+    answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
+                        json={"media_id": mid, "audio_track": 1})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["mode"] == "remux" and answer.json()["variants"][0]["video"] == "copy"
+    base = answer.json()["master_playlist_url"].rsplit("/", 1)[0]
+    playlists = [httpx.get(f"{node.base_url}{base}/original/index.m3u8", timeout=30) for node in (n2, n1)]
+    assert [p.status_code for p in playlists] == [200, 200] and playlists[0].text == playlists[1].text
+    segs = [line for line in playlists[0].text.splitlines() if line and not line.startswith("#")]
+    assert len(segs) >= 4
+    init = httpx.get(f"{n2.base_url}{base}/original/init.mp4", timeout=60)
+    assert init.status_code == 200 and init.content == httpx.get(f"{n1.base_url}{base}/original/init.mp4",
+                                                                 timeout=60).content
+    bodies = []
+    for i, seg in enumerate(segs):
+        node = (n2, n1)[i % 2]
+        r = httpx.get(f"{node.base_url}{base}/original/{seg}", timeout=60)
+        assert r.status_code == 200, (node.base_url, seg, r.text)
+        bodies.append(r.content)
+    assert len(set(bodies)) == len(bodies)
+    assert n1.metric(REMUXED) >= len(segs), n1.log()[-3000:]
+    assert n2.metric(REMUXED) == 0, n2.log()[-3000:]  # n2 never ran a remuxer: it fetched from n1
+    assert n2.metric(FETCHED) >= len(segs) // 2 + 1
+    for node in (n1, n2):
+        assert node.metric(DUPLICATES) == 0 and node.metric("revenge_cluster_uncoordinated_encodes_total ") == 0
+
+
+def test_a_dead_nodes_lease_is_taken_over_by_the_node_that_reaches_it(tmp_path_factory, pg, redis):
+    """§4 rule 4 on real nodes: n1's encoder runs ahead of its viewer and is suspended holding the
+    lease of the segment it produces next; n1 is SIGKILLed. n2 plays on from where the viewer was:
+    what n1 had published is encoded again (cause ``lost``), and when n2's encoder reaches the
+    segment n1 still leases, its lease is taken over (the owner's record is gone) — not waited out.
+    The lease outlives the record here (``lease_ttl`` 14 s, ``node_ttl`` 2 s), so the takeover is
+    the path, not a race with the lease's expiry."""
+    from tests.cluster.test_load import make_film
+
+    library = make_film(tmp_path_factory.mktemp("film"), 120)
+    n1, n2 = start_nodes(tmp_path_factory, library, pg.create_database(), redis.url, ("n1", "n2"),
+                         REVENGE_PLAYBACK__SEGMENT_SECONDS="2", REVENGE_CLUSTER__LEASE_TTL="14s",
+                         REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT="30s",
+                         REVENGE_TRANSCODER__MAX_AHEAD_SEGMENTS="4")
+    try:
+        answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
+                            json={"media_id": media_id(n1), "client_profile": PROFILE}).json()
+        base = answer["master_playlist_url"].rsplit("/", 1)[0]
+        text = httpx.get(n1.base_url + answer["master_playlist_url"], timeout=30).text
+        variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
+        playlist = httpx.get(f"{n1.base_url}{base}/{variant}", timeout=30).text
+        segs = [line for line in playlist.splitlines() if line and not line.startswith("#")]
+        vbase = f"{base}/{variant}".rsplit("/", 1)[0]
+        assert httpx.get(f"{n1.base_url}{vbase}/{segs[0]}", timeout=60).status_code == 200
+        # n1's encoders run ahead of the viewer (at segment 0) until the reaper suspends them
+        # (its segment count stops moving for longer than a reaper round)
+        seen = [n1.metric(SEGMENTS), time.monotonic()]
+
+        def settled() -> bool:
+            now = n1.metric(SEGMENTS)
+            if now != seen[0]:
+                seen[:] = [now, time.monotonic()]
+            return time.monotonic() - seen[1] > 3.0
+
+        wait_for(settled, 40, "n1 suspending its encoders")
+        ahead = n1.metric(SEGMENTS)
+        assert ahead < 2 * len(segs), "n1 encoded the whole film: no lease left to take over"
+        os.killpg(n1.proc.pid, signal.SIGKILL)
+        n1.proc.wait(10)
+        for seg in segs[1:40]:
+            r = httpx.get(f"{n2.base_url}{vbase}/{seg}", timeout=60)
+            assert r.status_code == 200, (seg, r.text)
+        assert n2.metric("revenge_cluster_lease_takeovers_total ") >= 1, n2.log()[-3000:]
+        assert n2.metric('revenge_cluster_reencodes_total\\{cause="lost"\\}') >= 1
+        assert n2.metric(DUPLICATES) == 0
+    finally:
+        n1.stop()
+        n2.stop()

@@ -3,12 +3,14 @@ against a real redis-server and fake peers: a segment is published only while it
 hand, then the next lease is taken; a refused take stops the encoder after what it published; a
 lease lost at a renewal stops it and drops the segment; Redis down → encoding without leases,
 counted; the miss path fetches from holders (404 → next), from a leasing node with a wait, and
-after a lost race from the lease holder; a fetched segment enters the cache and ``segh``."""
+after a lost race from the lease holder; a fetched segment enters the cache and ``segh``; a
+remuxer leases its whole run, announces its parts and publishes the run at a clean end."""
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
-from revenge.cluster.coordinator import LeaseRefused, SegmentCoordinator
+from revenge.cluster.coordinator import Hand, LeaseRefused, SegmentCoordinator
 from revenge.cluster.peers import PeerAnswer
 from revenge.playback.transcode.manager import cache_key
 from tests.unit.test_cluster import link_of, run
@@ -102,6 +104,70 @@ def test_a_lease_lost_at_renewal_stops_the_encoder_and_drops_the_segment(redis_s
     lost, code, published, enc = run(main())
     assert len(lost) == 1 and enc.halted and enc.stopped
     assert code == 0 and published == []
+
+
+REMUX = SimpleNamespace(identity="media-1|original", name="original", segment_count=30, kind="remux")
+
+
+def test_a_remuxer_leases_its_run_announces_its_parts_and_publishes_the_run_at_its_end(redis_server):
+    """A remuxer's one lease covers its whole run: every part it writes is announced (batched)
+    while n2 is refused the run; at the end of a clean run its lease becomes ``segh`` of the run
+    key, so n2 is still refused (it fetches from n1) and n1 answers the playlist."""
+    async def main():
+        (ra, a), (rb, b) = await node(redis_server.url, "n1"), await node(redis_server.url, "n2")
+        ca, cb = coordinator(ra, a), coordinator(rb, b)
+        run_key = ca.run_key(REMUX)
+        hand = await ca.take_run(REMUX)
+        enc = FakeEncoder()
+        enc.finished, enc.error = False, None
+        ca.attach(hand, enc)
+        published: list[object] = []
+        gate = ca.gate_run(REMUX, hand, lambda kind, n, data: published.append(n))
+        assert gate("init", None, b"i") is None
+        for i in range(5):
+            assert gate("segment", i, b"s%d" % i) is None
+        await ca._flush_announcements()
+        holders = [await a.link.client.smembers(a.link.key("segh", cache_key(REMUX.identity, p)))
+                   for p in ("init", "0", "4")]
+        leased = await a.link.client.get(a.link.key("seg", run_key))
+        refused = None
+        try:
+            await cb.take_run(REMUX)
+        except LeaseRefused as exc:
+            refused = exc
+        enc.finished = True  # the remuxer ran to its end
+        enc.on_gone()
+        for _ in range(50):
+            if not await a.link.client.exists(a.link.key("seg", run_key)):
+                break
+            await asyncio.sleep(0.02)
+        after = (await a.link.client.get(a.link.key("seg", run_key)),
+                 await a.link.client.smembers(a.link.key("segh", run_key)))
+        try:
+            await cb.take_run(REMUX)
+            done_refused = None
+        except LeaseRefused as exc:
+            done_refused = exc
+        return published, holders, leased, refused, after, done_refused, a
+
+    published, holders, leased, refused, after, done_refused, a = run(main())
+    assert published == [None, 0, 1, 2, 3, 4]
+    assert holders == [{b"n1"}] * 3 and leased == f"n1/{a.instance}".encode()
+    assert refused is not None and refused.holder == "n1" and not refused.published
+    assert after == (None, {b"n1"})  # the run's lease published: n1 has every part
+    assert done_refused is not None and done_refused.published and done_refused.holder == "n1"
+
+
+def test_a_halted_remuxer_gives_its_run_back():
+    hand = Hand("k", True, run=True)
+    released: list[Hand] = []
+    c = SegmentCoordinator.__new__(SegmentCoordinator)
+    c.release = released.append  # type: ignore[method-assign]
+    enc = FakeEncoder()
+    enc.finished, enc.error, enc.halted = True, None, True
+    c.attach(hand, enc)
+    enc.on_gone()
+    assert released == [hand]  # stopped for a lost lease: not "every part here"
 
 
 def test_redis_down_encodes_without_leases_and_counts_it():

@@ -62,6 +62,7 @@ class _Slot:
     init: bytes | None = None
     furthest: int = -1                                   # the furthest segment anybody asked for
     waiting: int = 0                                     # requests waiting on this slot right now
+    run_parts: tuple[Any, dict[str, int]] | None = None  # a remuxer's parts by cache key (peers ask by key)
 
 
 # --- encoder capacity (issue 11): admission by measured cost, not a constant count -------------
@@ -356,16 +357,12 @@ class EncoderManager:
                     raise TranscoderBusy() from None
                 if not admitted:
                     raise TranscoderBusy()  # prewarm / prefetch: no spare capacity, skipped
-            publish = self._publisher(job, slot)
-            hand = None
-            if self.coordinator is not None and job.kind == "encode":
-                try:  # cluster.md §4 rule 1: the lease of segment n before the encoder starts at n
-                    hand = await self.coordinator.take_first(job, n)
-                except BaseException:
-                    if heavy:
-                        self.bulkhead.release()
-                    raise
-                publish = self.coordinator.gate(job, hand, publish)
+            try:
+                hand, publish = await self._leased(job, n, self._publisher(job, slot))
+            except BaseException:
+                if heavy:
+                    self.bulkhead.release()
+                raise
             wd = self.workroot / f"{job.identity[:16]}-{job.name}-{n}-{os.getpid()}-{int(now * 1000) % 10**9}"
             enc = Encoder(self.ffmpeg, job, n, wd, publish, self.kill_grace,
                           on_exit=self.bulkhead.release if heavy else None)
@@ -384,14 +381,33 @@ class EncoderManager:
             log.info("encoder started: %s from segment %d (%s)", job.name, n, reason)
             return enc
 
+    async def _leased(self, job: Job, n: int, publish: Callable[..., Any]) -> tuple[Any, Callable[..., Any]]:
+        """cluster.md §4 rule 1 before any encoder starts at ``n`` — local or remote, one lease
+        per segment either way (a remote job's segments are this node's to publish): the hand
+        and the gated publish; (None, publish) on a single instance. A remuxer leases its run."""
+        if self.coordinator is None:
+            return None, publish
+        if job.kind == "encode":
+            hand = await self.coordinator.take_first(job, n)
+            return hand, self.coordinator.gate(job, hand, publish)
+        hand = await self.coordinator.take_run(job)
+        return hand, self.coordinator.gate_run(job, hand, publish)
+
     async def _start_remote(self, job: Job, slot: _Slot, n: int, reason: str) -> Any:
         from .remote import RemoteEncoder
 
         assert self._source_url_for is not None
-        enc = RemoteEncoder(self.remote, job, n, self._source_url_for(job), self._publisher(job, slot),
-                            self.poll_interval)
+        hand, publish = await self._leased(job, n, self._publisher(job, slot))
+        enc = RemoteEncoder(self.remote, job, n, self._source_url_for(job), publish, self.poll_interval)
+        if hand is not None:
+            self.coordinator.attach(hand, enc)
         try:
-            await enc.launch()
+            try:
+                await enc.launch()
+            except BaseException:
+                if hand is not None:
+                    self.coordinator.release(hand)
+                raise
         except CircuitOpenError as exc:
             raise TranscoderUnavailable(exc.retry_after) from None
         except BulkheadError:
@@ -426,7 +442,7 @@ class EncoderManager:
         started = time.monotonic()
         slot.waiting += 1  # never pre-empted while a request waits on it
         try:
-            if self.coordinator is not None and job.kind == "encode" and self._backend(job) == "local":
+            if self.coordinator is not None:
                 return await self.coordinator.serve(self, job, slot, part, n, started, started + timeout)
             return await self._get(job, slot, part, n, started, started + timeout)
         finally:
@@ -499,10 +515,25 @@ class EncoderManager:
             identity = enc.job.identity
             if not enc.init_seen and cache_key(identity, "init") == key:
                 return slot, enc, None
+            if enc.job.kind == "remux":  # a remuxer writes every part to the end
+                n = self._run_parts(slot, enc).get(key)
+                if n is not None and n >= enc.next:
+                    return slot, enc, n
+                continue
             for n in range(enc.next, enc.next + self.lookahead + 1):
                 if cache_key(identity, str(n)) == key:
                     return slot, enc, n
         return None
+
+    @staticmethod
+    def _run_parts(slot: _Slot, enc: Encoder) -> dict[str, int]:
+        """Segment number by cache key of what a remuxer writes (its cuts follow keyframes, so a
+        few past the planned count), computed once per remuxer."""
+        parts = slot.run_parts
+        if parts is None or parts[0] is not enc:
+            count = enc.job.segment_count + enc.job.segment_count // 4 + 8
+            slot.run_parts = parts = (enc, {cache_key(enc.job.identity, str(i)): i for i in range(count)})
+        return parts[1]
 
     async def for_peer(self, key: str, timeout: float) -> bytes | None:
         """A peer's request (cluster.md §5 rule 2): the caches, else this node's encoder when it
@@ -511,6 +542,10 @@ class EncoderManager:
         data = self.stored(key)
         if data is not None:
             return data
+        if self.coordinator is not None:
+            text = await self.run_playlist_for_peer(key)
+            if text is not None:
+                return text
         found = self.producing(key)
         if found is None:
             return None
@@ -552,8 +587,18 @@ class EncoderManager:
             return final
         enc = slot.encoder
         if enc is None or (not enc.alive and not (enc.finished and enc.error is None)):
-            enc = await self._start(job, slot, 0, "demand")
+            if self.coordinator is not None:  # cluster.md §4: the run's lessee has it, fresh
+                text = await self.coordinator.run_playlist(job)
+                if text is not None:
+                    return text
+            try:
+                enc = await self._start(job, slot, 0, "demand")
+            except TranscoderBusy:
+                return None  # another node took the run's lease meanwhile: asked again shortly
         enc.last_request = time.monotonic()
+        return await self._read_run_playlist(job, enc)
+
+    async def _read_run_playlist(self, job: Job, enc: Encoder) -> str | None:
         path = enc.workdir / "ffmpeg.m3u8"
         try:
             text = await asyncio.to_thread(path.read_text)
@@ -564,6 +609,23 @@ class EncoderManager:
             while len(self._final_playlists) > 256:
                 self._final_playlists.popitem(last=False)
         return text
+
+    async def run_playlist_for_peer(self, key: str) -> bytes | None:
+        """A peer asks for a remuxer's own playlist by its run key (``k(playlist)``): the text a
+        running or finished remuxer here wrote, else None."""
+        for identity, slot in self._slots.items():
+            if cache_key(identity, "playlist") != key:
+                continue
+            final = self._final_playlists.get(identity)
+            if final is not None:
+                return final.encode()
+            enc = slot.encoder
+            if enc is None or enc.job.kind != "remux" or not (enc.alive or (enc.finished and enc.error is None)):
+                return None
+            enc.last_request = time.monotonic()  # a peer's viewer counts as demand
+            text = await self._read_run_playlist(enc.job, enc)
+            return text.encode() if text is not None else None
+        return None
 
     async def prewarm(self, job: Job, n: int) -> None:
         key = cache_key(job.identity, str(n))

@@ -131,10 +131,15 @@ class RemoteEncoder(PartWaiter):
         self.suspended = False
         self.tail: deque[str] = deque(maxlen=5)
         self.workdir = None
+        # cluster only, as on ``local.Encoder``: a halted job publishes nothing more and stops;
+        # ``on_gone`` runs once when it is over (releases its segment lease)
+        self.halted = False
+        self.on_gone: Callable[[], None] | None = None
+        self._halt_task: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
-        return self.tid is not None and not self.finished and not self.stopping
+        return self.tid is not None and not self.finished and not self.stopping and not self.halted
 
     async def launch(self) -> None:
         self.tid = await self._client.start(self.job, self._source_url, self.start)
@@ -154,14 +159,22 @@ class RemoteEncoder(PartWaiter):
                     delay = min(1.0, delay * 1.5)
                     continue
                 delay = self._poll_interval
+                if self.halted:
+                    break
                 if name == "init.mp4":
                     self.init_seen = True
                     self._publish("init", None, data)
                 else:
-                    self._publish("segment", self.next, data)
-                    self.next += 1
+                    gate = self._publish("segment", self.next, data)
+                    code = 2 if gate is None else await gate  # a leased publish (cluster)
+                    if code:
+                        self.next += 1
+                    if code < 2:
+                        self.halted = True
                 async with self._changed:
                     self._changed.notify_all()
+                if self.halted:
+                    break
         except asyncio.CancelledError:
             raise
         except CircuitOpenError as exc:
@@ -171,8 +184,16 @@ class RemoteEncoder(PartWaiter):
             log.error("remote job %s failed: %s", self.tid, exc)
         finally:
             self.finished = True
+            if self.halted and not self.stopping:
+                self._halt_task = asyncio.get_running_loop().create_task(self.stop())  # the remote job ends
+            self._gone()
             async with self._changed:
                 self._changed.notify_all()
+
+    def _gone(self) -> None:
+        if self.on_gone is not None:
+            gone, self.on_gone = self.on_gone, None
+            gone()
 
     def eta(self, n: int) -> float | None:
         return None
@@ -186,5 +207,6 @@ class RemoteEncoder(PartWaiter):
             await asyncio.gather(self._task, return_exceptions=True)
         if self.tid is not None:
             await self._client.delete(self.tid)
+        self._gone()
         async with self._changed:
             self._changed.notify_all()
