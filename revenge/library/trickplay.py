@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 
 import blake3
 
+from ..core.lifecycle.children import die_with_parent_hook
 from ..jobs.model import PermanentJobError
 from ..jobs.runner import JobContext, JobRunner
 
@@ -158,7 +159,8 @@ class Trickplay:
                "-fps_mode", "vfr", "-q:v", "5", str(tmp / "sprite-%03d.jpg")]
         proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                                                    stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                                                    preexec_fn=die_with_parent_hook())
         try:
             _, err = await proc.communicate()
         except asyncio.CancelledError:  # timeout, cancel or shutdown: the whole process group goes

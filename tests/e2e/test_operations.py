@@ -279,3 +279,49 @@ def test_not_ready_from_the_first_moment_of_shutdown(tmp_path, demo_media):
         assert "shutdown begins: not ready" in s.log()
     finally:
         s.stop()
+
+
+def test_a_killed_server_takes_its_encoders_with_it(tmp_path, tmp_path_factory):
+    """SIGKILL (or the OOM killer) runs no shutdown hook: the encoders, each in its own session so
+    that stopping one kills its group, would live on. A running one dies of SIGPIPE on its
+    progress pipe soon enough, but one suspended for being far ahead of its viewer (SIGSTOP)
+    stays forever, holding its memory. Encoders start with PR_SET_PDEATHSIG and die with their
+    worker, suspended or not."""
+    import os
+
+    import psutil
+
+    from tests.cluster.test_load import make_film
+
+    library = make_film(tmp_path_factory.mktemp("film"), 120)
+    s = start_server(tmp_path, library, env={"REVENGE_PLAYBACK__SEGMENT_SECONDS": "2",
+                                             "REVENGE_TRANSCODER__MAX_AHEAD_SEGMENTS": "2"})
+    try:
+        mid = next(iter(s.media_ids().values()))
+        base = s.stream_base(mid, client_profile={"max_width": 320, "max_height": 180})
+        with httpx.Client(timeout=60) as c:
+            assert c.get(base + "/original/seg-00000.m4s").status_code == 200
+
+        def encoders() -> list[psutil.Process]:
+            out = []
+            for p in psutil.Process(s.proc.pid).children(recursive=True):
+                try:
+                    if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p)
+                except psutil.NoSuchProcess:
+                    pass
+            return out
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(p.status() == psutil.STATUS_STOPPED for p in encoders()):
+            time.sleep(0.1)
+        running = encoders()
+        assert any(p.status() == psutil.STATUS_STOPPED for p in running), "no encoder was suspended"
+        os.killpg(s.proc.pid, signal.SIGKILL)  # the server's group; each encoder has its own
+        s.proc.wait(10)
+        _gone, alive = psutil.wait_procs(running, timeout=5)
+        for p in alive:
+            p.kill()
+        assert not alive, [p.pid for p in alive]
+    finally:
+        s.stop()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ...core.lifecycle.children import die_with_parent_hook
 from ..decision import AudioRendition, VideoVariant
 from .fmp4 import find, shift_tfdt, track_timescales
 
@@ -233,7 +234,7 @@ class Encoder(PartWaiter):
         cmd = build_command(self._ffmpeg, self.job, self.start, self.workdir)
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent_hook(),
         )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_stderr()), loop.create_task(self._watch())]
