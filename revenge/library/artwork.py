@@ -23,6 +23,7 @@ from typing import Any
 
 import blake3
 
+from ..core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
 from .catalog import now_rfc3339
 
 EXTS = ("jpg", "jpeg", "png", "webp")
@@ -272,7 +273,8 @@ def grab_frame(ffmpeg: str, source: str, at: float, timeout: float = 60.0, tone_
               "zscale=t=bt709:m=bt709:r=tv,format=yuv420p," + vf)
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{max(0.0, at):.3f}", "-i", source,
            "-frames:v", "1", "-vf", vf, "-f", "image2", "-c:v", "mjpeg", "-q:v", "3", "pipe:1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent_hook(BACKGROUND_NICE))
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 import blake3
 
-from ..core.lifecycle.children import die_with_parent_hook
+from ..core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
 from ..jobs.model import PermanentJobError
 from ..jobs.runner import JobContext, JobRunner
 
@@ -160,7 +160,7 @@ class Trickplay:
         proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.DEVNULL,
                                                     stderr=asyncio.subprocess.PIPE, start_new_session=True,
-                                                    preexec_fn=die_with_parent_hook())
+                                                    preexec_fn=die_with_parent_hook(BACKGROUND_NICE))
         try:
             _, err = await proc.communicate()
         except asyncio.CancelledError:  # timeout, cancel or shutdown: the whole process group goes

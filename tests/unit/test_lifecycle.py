@@ -162,3 +162,31 @@ def test_shutdown_hooks_ordered_once_with_timeouts():
 
     order, ok, results = run(main())
     assert order == ["zero", "five", "five-b", "ten"] and ok is False and results["five"] == "timeout"
+
+
+def test_background_children_run_at_low_priority_in_their_own_session():
+    """A background job's ffmpeg leads its own session; under the kernel's autogroup scheduling
+    that session's group competes with a viewer's encoder at equal weight unless the group's
+    nice is raised too — the hook sets both (and the parent-death signal)."""
+    import subprocess
+    from pathlib import Path
+
+    from revenge.core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
+
+    hook = die_with_parent_hook(BACKGROUND_NICE)
+    if hook is None:
+        pytest.skip("no prctl on this platform")
+    p = subprocess.Popen(["sleep", "5"], start_new_session=True, preexec_fn=hook)
+    try:
+        deadline = time.monotonic() + 5
+        stat = Path(f"/proc/{p.pid}/stat").read_text()
+        while "sleep" not in stat and time.monotonic() < deadline:  # until exec
+            time.sleep(0.01)
+            stat = Path(f"/proc/{p.pid}/stat").read_text()
+        assert int(stat.rsplit(")", 1)[1].split()[16]) == BACKGROUND_NICE  # field 19: nice
+        group = Path(f"/proc/{p.pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == str(BACKGROUND_NICE)
+    finally:
+        p.kill()
+        p.wait()

@@ -17,6 +17,7 @@ import sys
 from typing import Callable
 
 PR_SET_PDEATHSIG = 1
+BACKGROUND_NICE = 19  # after-scan jobs' ffmpeg (thumbnails, artwork): only idle CPU, never a viewer's
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -31,18 +32,33 @@ def _load_prctl() -> Callable[..., int] | None:
 _prctl = _load_prctl()
 
 
-def die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook(nice: int = 0) -> Callable[[], None] | None:
     """A ``preexec_fn`` for ``subprocess`` / ``asyncio.create_subprocess_exec`` (None where the
-    platform has no prctl). It runs in the child between fork and exec, so it only makes the one
-    system call and compares two integers."""
-    if _prctl is None:
+    platform has no prctl and no niceness is asked for). It runs in the child between fork and
+    exec, so it only makes system calls and compares two integers. ``nice`` > 0 lowers the
+    child's CPU priority by that much — the process's and, for a session leader, its autogroup's."""
+    if _prctl is None and nice <= 0:
         return None
     parent = os.getpid()
     prctl = _prctl
 
     def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died between fork and prctl
-            os._exit(1)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died between fork and prctl
+                os._exit(1)
+        if nice > 0:
+            os.nice(nice)
+            # the child leads a session of its own (start_new_session runs before this hook), and
+            # with the kernel's autogroup scheduling every session is a group of equal weight
+            # whatever its members' nice values: the group's own nice is what lowers its share
+            try:
+                fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+                try:
+                    os.write(fd, b"%d" % nice)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # no autogroup (disabled, or not Linux): the process nice above is enough
 
     return hook
