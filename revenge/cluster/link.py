@@ -74,7 +74,11 @@ class RedisLink:
 
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(fn(*args, **kwargs), self.timeout * 2)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the command completes, and a cancelled worker (a heartbeat) then
+            # runs on for ever
+            async with asyncio.timeout(self.timeout * 2):
+                result = await fn(*args, **kwargs)
         except (asyncio.TimeoutError, rex.TimeoutError) as exc:
             self.m.redis_errors.labels("timeout").inc()
             self._mark(False, "timed out")

@@ -32,15 +32,25 @@ def run(coro):
             # Background tasks a test left (a heartbeat it cancelled) end before the links close:
             # a task cancelled mid-connect would otherwise open its socket after the pool's
             # disconnect and leave it for the GC to find in a later test.
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in others:
-                t.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            await end_tasks([t for t in asyncio.all_tasks() if t is not asyncio.current_task()])
             for link in _links:
                 await link.close()
             _links.clear()
             await asyncio.sleep(0.2)  # transports closed without waiting (redis-py pubsub) finish closing
     return asyncio.run(main())
+
+
+async def end_tasks(tasks: list[asyncio.Task], within: float = 10.0) -> None:
+    """Cancels ``tasks`` until they are done (a cancellation can be lost in a library's own
+    timeout handling: asked again), failing the test rather than hanging it after ``within``."""
+    deadline = time.monotonic() + within
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"tasks that would not end: {pending}")
+        for t in pending:
+            t.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.5)
 
 
 def link_of(url: str, prefix: str = "t:") -> RedisLink:
@@ -99,8 +109,7 @@ def test_a_restart_waits_out_its_dead_record_and_a_live_twin_is_refused(redis_se
             with pytest.raises(ConfigError, match="held by another live process"):
                 await twin.claim(1.5)
         finally:
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
+            await end_tasks([beat])
     run(main())
 
 
@@ -225,7 +234,7 @@ def test_events_reach_the_others_and_the_publisher_applies_them_first(redis_serv
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await end_tasks(tasks)
     run(main())
 
 
