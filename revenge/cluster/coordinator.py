@@ -80,10 +80,11 @@ class SegmentCoordinator:
     def _redis_down(self) -> bool:
         return self.leases.link.up is False
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- rule 3: the miss path -----------------------------------------------------------------
     async def serve(self, mgr: Any, job: Any, slot: Any, part: str, n: int | None, started: float,
@@ -338,7 +339,6 @@ class SegmentCoordinator:
             hand.coordinated = True
         return code
 
-
     # --- remuxers (§4): one lease for the whole run ---------------------------------------------
     def run_key(self, job: Any) -> str:
         """A remuxer's lease: ``seg:<k(playlist)>`` for its whole run."""
@@ -364,9 +364,7 @@ class SegmentCoordinator:
     def _announce_later(self, key: str) -> None:
         self._pending.append(key)
         if self._announcer is None or self._announcer.done():
-            self._announcer = asyncio.get_running_loop().create_task(self._flush_announcements())
-            self._tasks.add(self._announcer)
-            self._announcer.add_done_callback(self._tasks.discard)
+            self._announcer = self._spawn(self._flush_announcements())
 
     async def _flush_announcements(self) -> None:
         while self._pending:

@@ -23,6 +23,35 @@ PROFILE = {"video_codecs": ["h264"], "audio_codecs": ["aac"], "max_width": 320, 
 FETCHED = 'revenge_cluster_peer_fetches_total\\{result="ok"\\}'
 
 
+def transcode_session(created_on: ServerProcess, read_from: ServerProcess) -> tuple[str, str, list[str]]:
+    """A session created on ``created_on`` for PROFILE (an encoded, not copied, video variant),
+    its variant playlist read from ``read_from``: (the variant's base URL, the playlist's text,
+    its segment names)."""
+    answer = httpx.post(f"{created_on.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
+                        json={"media_id": media_id(created_on), "client_profile": PROFILE})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["mode"] == "transcode" and answer.json()["variants"][0]["video"] != "copy"
+    master = answer.json()["master_playlist_url"]
+    text = httpx.get(created_on.base_url + master, timeout=30).text
+    variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
+    base = master.rsplit("/", 1)[0]
+    playlist = httpx.get(f"{read_from.base_url}{base}/{variant}", timeout=30).text
+    segs = [line for line in playlist.splitlines() if line and not line.startswith("#")]
+    return f"{base}/{variant}".rsplit("/", 1)[0], playlist, segs
+
+
+def round_robin(nodes: tuple[ServerProcess, ...], vbase: str, segs: list[str]) -> list[bytes]:
+    """Each segment from the next node in turn, as a balancer without stickiness sends them;
+    every one must answer 200. Their bodies, in order."""
+    bodies = []
+    for i, seg in enumerate(segs):
+        node = nodes[i % len(nodes)]
+        r = httpx.get(f"{node.base_url}{vbase}/{seg}", timeout=60)
+        assert r.status_code == 200, (node.base_url, seg, r.text)
+        bodies.append(r.content)
+    return bodies
+
+
 @pytest.fixture
 def pair(tmp_path_factory, demo_media, pg, redis) -> Iterator[list[ServerProcess]]:
     # 2 s segments: the 12 s demo media has 6
@@ -38,28 +67,14 @@ def pair(tmp_path_factory, demo_media, pg, redis) -> Iterator[list[ServerProcess
 def test_round_robin_segments_are_encoded_once_across_the_cluster(pair):
     n1, n2 = pair
     # a client that needs a smaller picture than the 360p demo: an encoded (not copied) video variant
-    answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
-                        json={"media_id": media_id(n1), "client_profile": PROFILE})
-    assert answer.status_code == 201, answer.text
-    assert answer.json()["mode"] == "transcode" and answer.json()["variants"][0]["video"] != "copy"
-    master = answer.json()["master_playlist_url"]
-    text = httpx.get(n1.base_url + master, timeout=30).text
-    variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
-    base = master.rsplit("/", 1)[0]
-    playlist = httpx.get(f"{n2.base_url}{base}/{variant}", timeout=30).text
+    vbase, playlist, segs = transcode_session(n1, n2)
     assert "#EXT-X-MAP" in playlist
-    segs = [line for line in playlist.splitlines() if line and not line.startswith("#")][:6]
+    segs = segs[:6]
     assert len(segs) >= 4
-    vbase = f"{base}/{variant}".rsplit("/", 1)[0]
     init_uri = next(line for line in playlist.splitlines() if line.startswith("#EXT-X-MAP")).split('URI="')[1].split('"')[0]
     inits = [httpx.get(f"{node.base_url}{vbase}/{init_uri}", timeout=60) for node in (n2, n1)]
     assert [r.status_code for r in inits] == [200, 200] and inits[0].content == inits[1].content
-    bodies = []
-    for i, seg in enumerate(segs):
-        node = (n1, n2)[i % 2]
-        r = httpx.get(f"{node.base_url}{vbase}/{seg}", timeout=60)
-        assert r.status_code == 200, (node.base_url, seg, r.text)
-        bodies.append(r.content)
+    bodies = round_robin((n1, n2), vbase, segs)
     assert len(set(bodies)) == len(bodies)
     # the same bytes from the other node (a cache hit there, or a fetch from a holder)
     again = httpx.get(f"{n1.base_url}{vbase}/{segs[1]}", timeout=60)
@@ -80,14 +95,7 @@ def test_a_killed_nodes_segments_are_encoded_again_by_the_survivor(pair):
     for up to node_ttl) refusing connections, rerun the miss path until its record is gone, then
     encode with a lease: every request 200, the re-encode counted ``lost``, no duplicate."""
     n1, n2 = pair
-    answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
-                        json={"media_id": media_id(n1), "client_profile": PROFILE}).json()
-    base = answer["master_playlist_url"].rsplit("/", 1)[0]
-    text = httpx.get(n1.base_url + answer["master_playlist_url"], timeout=30).text
-    variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
-    playlist = httpx.get(f"{n1.base_url}{base}/{variant}", timeout=30).text
-    segs = [line for line in playlist.splitlines() if line and not line.startswith("#")]
-    vbase = f"{base}/{variant}".rsplit("/", 1)[0]
+    vbase, _playlist, segs = transcode_session(n1, n1)
     assert httpx.get(f"{n1.base_url}{vbase}/{segs[0]}", timeout=60).status_code == 200
     wait_for(lambda: n1.metric(SEGMENTS) >= 2 * len(segs), 30, "n1 encoding the video and audio to the end")
     os.killpg(n1.proc.pid, signal.SIGKILL)
@@ -126,12 +134,7 @@ def test_a_copy_is_remuxed_once_across_the_cluster(pair):
     init = httpx.get(f"{n2.base_url}{base}/original/init.mp4", timeout=60)
     assert init.status_code == 200 and init.content == httpx.get(f"{n1.base_url}{base}/original/init.mp4",
                                                                  timeout=60).content
-    bodies = []
-    for i, seg in enumerate(segs):
-        node = (n2, n1)[i % 2]
-        r = httpx.get(f"{node.base_url}{base}/original/{seg}", timeout=60)
-        assert r.status_code == 200, (node.base_url, seg, r.text)
-        bodies.append(r.content)
+    bodies = round_robin((n2, n1), f"{base}/original", segs)
     assert len(set(bodies)) == len(bodies)
     assert n1.metric(REMUXED) >= len(segs), n1.log()[-3000:]
     assert n2.metric(REMUXED) == 0, n2.log()[-3000:]  # n2 never ran a remuxer: it fetched from n1
@@ -155,14 +158,7 @@ def test_a_dead_nodes_lease_is_taken_over_by_the_node_that_reaches_it(tmp_path_f
                          REVENGE_PLAYBACK__SEGMENT_WAIT_TIMEOUT="30s",
                          REVENGE_TRANSCODER__MAX_AHEAD_SEGMENTS="4")
     try:
-        answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
-                            json={"media_id": media_id(n1), "client_profile": PROFILE}).json()
-        base = answer["master_playlist_url"].rsplit("/", 1)[0]
-        text = httpx.get(n1.base_url + answer["master_playlist_url"], timeout=30).text
-        variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
-        playlist = httpx.get(f"{n1.base_url}{base}/{variant}", timeout=30).text
-        segs = [line for line in playlist.splitlines() if line and not line.startswith("#")]
-        vbase = f"{base}/{variant}".rsplit("/", 1)[0]
+        vbase, _playlist, segs = transcode_session(n1, n1)
         assert httpx.get(f"{n1.base_url}{vbase}/{segs[0]}", timeout=60).status_code == 200
         # n1's encoders run ahead of the viewer (at segment 0) until the reaper suspends them
         # (its segment count stops moving for longer than a reaper round)

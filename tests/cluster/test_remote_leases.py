@@ -9,12 +9,10 @@ import signal
 import subprocess
 from typing import Iterator
 
-import httpx
 import pytest
 
 from tests.cluster.conftest import start_nodes
-from tests.cluster.test_miss_path import DUPLICATES, FETCHED, PROFILE
-from tests.cluster.test_sessions import UA, media_id
+from tests.cluster.test_miss_path import DUPLICATES, FETCHED, round_robin, transcode_session
 from tests.conftest import ServerProcess, free_port
 from tests.e2e.test_remote_transcoder import KEY as TRANSCODER_KEY, start_transcoder
 
@@ -42,22 +40,10 @@ def remote_pair(tmp_path_factory, demo_media, pg, redis) -> Iterator[list[Server
 
 def test_remote_encodes_take_the_same_leases(remote_pair):
     n1, n2 = remote_pair
-    answer = httpx.post(f"{n1.base_url}/api/v1/playback/sessions", headers=UA, timeout=30,
-                        json={"media_id": media_id(n1), "client_profile": PROFILE})
-    assert answer.status_code == 201, answer.text
-    master = answer.json()["master_playlist_url"]
-    text = httpx.get(n1.base_url + master, timeout=30).text
-    variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
-    vbase = f"{master.rsplit('/', 1)[0]}/{variant}".rsplit("/", 1)[0]
-    playlist = httpx.get(f"{n2.base_url}{master.rsplit('/', 1)[0]}/{variant}", timeout=30).text
-    segs = [line for line in playlist.splitlines() if line and not line.startswith("#")][:6]
+    vbase, _playlist, segs = transcode_session(n1, n2)
+    segs = segs[:6]
     assert len(segs) >= 4
-    bodies = []
-    for i, seg in enumerate(segs):
-        node = (n1, n2)[i % 2]
-        r = httpx.get(f"{node.base_url}{vbase}/{seg}", timeout=60)
-        assert r.status_code == 200, (node.base_url, seg, r.text)
-        bodies.append(r.content)
+    bodies = round_robin((n1, n2), vbase, segs)
     assert len(set(bodies)) == len(bodies)
     # n2 started no remote job for the video variant n1's remote job leases: it fetched from n1
     assert n2.metric(REMOTE_SEGMENTS) == 0, n2.log()[-3000:]

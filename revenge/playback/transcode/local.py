@@ -155,6 +155,12 @@ class PartWaiter:
     stopping: bool
     last_request: float
     _changed: asyncio.Condition
+    on_gone: Callable[[], None] | None  # cluster only: runs once when the producer is over
+
+    def _call_on_gone(self) -> None:
+        if self.on_gone is not None:
+            gone, self.on_gone = self.on_gone, None
+            gone()
 
     async def wait_for(self, n: int | None, timeout: float) -> bool:
         """True once segment ``n`` (or ``init`` when None) was published; False on timeout;
@@ -339,9 +345,7 @@ class Encoder(PartWaiter):
         """Runs when the process is gone (releases the encoder's bulkhead slot, once)."""
         self._gone = True
         self.release_slot()
-        if self.on_gone is not None:
-            gone, self.on_gone = self.on_gone, None
-            gone()
+        self._call_on_gone()
 
     def release_slot(self) -> None:
         """Gives the bulkhead slot back if this encoder holds one (idempotent)."""

@@ -614,13 +614,16 @@ class EncoderManager:
         """A peer asks for a remuxer's own playlist by its run key (``k(playlist)``): the text a
         running or finished remuxer here wrote, else None."""
         for identity, slot in self._slots.items():
+            enc = slot.encoder
+            final = self._final_playlists.get(identity)
+            if final is None and (enc is None or enc.job.kind != "remux"):
+                continue  # no remuxer's playlist here: not worth hashing the key (every peer fetch asks)
             if cache_key(identity, "playlist") != key:
                 continue
-            final = self._final_playlists.get(identity)
             if final is not None:
                 return final.encode()
-            enc = slot.encoder
-            if enc is None or enc.job.kind != "remux" or not (enc.alive or (enc.finished and enc.error is None)):
+            assert enc is not None
+            if not (enc.alive or (enc.finished and enc.error is None)):
                 return None
             enc.last_request = time.monotonic()  # a peer's viewer counts as demand
             text = await self._read_run_playlist(enc.job, enc)

@@ -186,14 +186,9 @@ class RemoteEncoder(PartWaiter):
             self.finished = True
             if self.halted and not self.stopping:
                 self._halt_task = asyncio.get_running_loop().create_task(self.stop())  # the remote job ends
-            self._gone()
+            self._call_on_gone()
             async with self._changed:
                 self._changed.notify_all()
-
-    def _gone(self) -> None:
-        if self.on_gone is not None:
-            gone, self.on_gone = self.on_gone, None
-            gone()
 
     def eta(self, n: int) -> float | None:
         return None
@@ -207,6 +202,6 @@ class RemoteEncoder(PartWaiter):
             await asyncio.gather(self._task, return_exceptions=True)
         if self.tid is not None:
             await self._client.delete(self.tid)
-        self._gone()
+        self._call_on_gone()
         async with self._changed:
             self._changed.notify_all()
