@@ -21,6 +21,7 @@ from ._native import _compat
 from .core.config import Config
 from .core.config.reload import Reloader
 from .core.errors import ConfigError
+from .core.lifecycle.background import BackgroundWork
 from .core.lifecycle.shutdown import Shutdown
 from .core.lifecycle.supervisor import ChildSpec, Supervisor
 from .core.tokens import TokenSigner
@@ -164,6 +165,8 @@ class Runtime:
         self.subtitles: SubtitleService | None = None
         self.subtitles_filter = False
         self.trickplay: Trickplay | None = None
+        # after-scan jobs' ffmpeg, paused while a viewer waits for a segment being encoded (issue 18)
+        self.background = BackgroundWork()
         self.progress: ProgressWriter | None = None
         self.remote_bulkhead: Bulkhead | None = None
         # users.md: accounts, sign-in, keys, watch state (built at start, once the catalog is open)
@@ -212,7 +215,7 @@ class Runtime:
         self.scans.after_scan.append(self.subtitles.after_scan)
         self.scans.late_errors.append(self.subtitles.failed_errors)  # failed tracks are scan errors
         self.trickplay = Trickplay(self.jobs.runner, self.data_dir, lambda: self.ffmpeg_path, self._media_identity,
-                                   self.media_source_path, self.stores.catalog.identities)
+                                   self.media_source_path, self.stores.catalog.identities, self.background)
         self.scans.after_scan.append(self.trickplay.after_scan)
         await asyncio.to_thread(self._probe_ffmpeg)
         tc = self.config.transcoder
@@ -230,7 +233,7 @@ class Runtime:
             self.ffmpeg_path or "ffmpeg", self.data_dir / "transcode", self.memory_cache, self.metrics,
             self.encoder_bulkhead, tc.lookahead_segments, tc.encoder_idle_seconds, tc.kill_grace,
             tc.max_ahead_segments, remote=self.remote_client, source_url_for=self._source_url,
-            poll_interval=tc.remote_poll_interval, disk=self.disk_cache,
+            poll_interval=tc.remote_poll_interval, disk=self.disk_cache, background=self.background,
         )
         self.progress = ProgressWriter(self.stores.catalog, users=self.stores.users,
                                        max_buffered=lambda: self.config.database.write_buffer_max,
@@ -367,7 +370,7 @@ class Runtime:
         assert self.stores is not None and self.jobs is not None and self.scanner is not None
         self.library = LibraryService(self.stores, self.data_dir, self.config, self.jobs.runner,
                                       lambda: self.ffmpeg_path, self.media_source_path,
-                                      tone_map=lambda: self.tone_map_available)
+                                      tone_map=lambda: self.tone_map_available, background=self.background)
         self.scanner.library = self.library
         self._start_providers()
 
@@ -518,6 +521,7 @@ class Runtime:
                 await self.playback.end_all()
 
         async def encoders() -> None:
+            self.background.close()  # nothing stays stopped through the jobs' shutdown
             if self.encoders is not None:
                 await self.encoders.stop_all()
 

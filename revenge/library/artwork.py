@@ -18,13 +18,17 @@ import signal
 import subprocess
 import tempfile
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
 from ..core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
 from .catalog import now_rfc3339
+
+if TYPE_CHECKING:
+    from ..core.lifecycle.background import BackgroundWork
 
 EXTS = ("jpg", "jpeg", "png", "webp")
 MAX_PIXELS = 50_000_000
@@ -266,7 +270,8 @@ def _mean_luma(data: bytes) -> float:
         return float(ImageStat.Stat(im.convert("L")).mean[0])
 
 
-def grab_frame(ffmpeg: str, source: str, at: float, timeout: float = 60.0, tone_map: bool = False) -> bytes | None:
+def grab_frame(ffmpeg: str, source: str, at: float, timeout: float = 60.0, tone_map: bool = False,
+               background: "BackgroundWork | None" = None) -> bytes | None:
     vf = "thumbnail=50,scale='min(1280,iw)':-2"
     if tone_map:
         vf = ("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
@@ -276,7 +281,8 @@ def grab_frame(ffmpeg: str, source: str, at: float, timeout: float = 60.0, tone_
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=die_with_parent_hook(BACKGROUND_NICE))
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        with background.process(proc.pid) if background is not None else nullcontext():
+            out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -284,12 +290,13 @@ def grab_frame(ffmpeg: str, source: str, at: float, timeout: float = 60.0, tone_
     return out if proc.returncode == 0 and out else None
 
 
-def thumbnail(ffmpeg: str, source: str, duration: float | None, at: float, tone_map: bool = False) -> bytes | None:
+def thumbnail(ffmpeg: str, source: str, duration: float | None, at: float, tone_map: bool = False,
+              background: "BackgroundWork | None" = None) -> bytes | None:
     """A frame at ``at × duration``; one darker than mean luma 20 is tried again at 25 % and 40 %,
     and the brightest kept."""
     best: tuple[float, bytes] | None = None
     for frac in (at, 0.25, 0.40):
-        data = grab_frame(ffmpeg, source, (duration or 0.0) * frac, tone_map=tone_map)
+        data = grab_frame(ffmpeg, source, (duration or 0.0) * frac, tone_map=tone_map, background=background)
         if data is None:
             continue
         luma = _mean_luma(data)

@@ -23,7 +23,7 @@ class LibraryService:
     def __init__(self, stores: Any, data_dir: Path, config: Any, runner: JobRunner | None,
                  ffmpeg: Callable[[], str | None], source_path: Callable[[str], Any],
                  providers_on: Callable[[], bool] = lambda: False,
-                 tone_map: Callable[[], bool] = lambda: False) -> None:
+                 tone_map: Callable[[], bool] = lambda: False, background: Any | None = None) -> None:
         md = config.metadata
         self.stores = stores
         self.images = ImageStore(stores.images, data_dir / "images")
@@ -35,6 +35,7 @@ class LibraryService:
         self._source_path = source_path
         self.providers_on = providers_on
         self._tone_map = tone_map
+        self._background = background  # BackgroundWork: the artwork ffmpeg pauses while a viewer waits
         self._tasks: set[asyncio.Task[None]] = set()
         self.providers: Any = None  # metadata.providers.Providers when a key is configured
         if runner is not None:
@@ -132,7 +133,7 @@ class LibraryService:
             raise PermanentJobError("the media file or ffmpeg is not available")
         hdr = (row.get("dynamic_range") or "SDR") != "SDR" and self._tone_map()
         data = await asyncio.to_thread(thumbnail, ffmpeg, source, row.get("duration_seconds"),
-                                       self.config.metadata.thumbnail_at, hdr)
+                                       self.config.metadata.thumbnail_at, hdr, self._background)
         if data is None:
             raise PermanentJobError("no frame could be taken from the file")
         image_id = await self.images.add_bytes(data, "generated")

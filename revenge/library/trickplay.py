@@ -16,15 +16,19 @@ import os
 import re
 import shutil
 import signal
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import blake3
 
 from ..core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
 from ..jobs.model import PermanentJobError
 from ..jobs.runner import JobContext, JobRunner
+
+if TYPE_CHECKING:
+    from ..core.lifecycle.background import BackgroundWork
 
 log = logging.getLogger("revenge.trickplay")
 KIND = "trickplay"
@@ -94,13 +98,15 @@ class Trickplay:
     def __init__(self, runner: JobRunner, data_dir: Path, ffmpeg: Callable[[], str | None],
                  media: Callable[[str], Awaitable[tuple[dict[str, Any], int, int] | None]],
                  source_for: Callable[[str], Awaitable[str | None]],
-                 all_media: Callable[[], Awaitable[list[tuple[str, int, int, bool]]]]) -> None:
+                 all_media: Callable[[], Awaitable[list[tuple[str, int, int, bool]]]],
+                 background: "BackgroundWork | None" = None) -> None:
         self.runner = runner
         self.root = data_dir / "trickplay"
         self._ffmpeg = ffmpeg
         self._media = media
         self._source_for = source_for
         self._all_media = all_media
+        self._background = background  # its ffmpeg pauses while a viewer waits for a segment
         runner.register(KIND, self._run)
 
     def directory(self, media_id: str, version: str) -> Path:
@@ -162,7 +168,8 @@ class Trickplay:
                                                     stderr=asyncio.subprocess.PIPE, start_new_session=True,
                                                     preexec_fn=die_with_parent_hook(BACKGROUND_NICE))
         try:
-            _, err = await proc.communicate()
+            with self._background.process(proc.pid) if self._background is not None else nullcontext():
+                _, err = await proc.communicate()
         except asyncio.CancelledError:  # timeout, cancel or shutdown: the whole process group goes
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 
 import pytest
@@ -164,29 +166,59 @@ def test_shutdown_hooks_ordered_once_with_timeouts():
     assert order == ["zero", "five", "five-b", "ten"] and ok is False and results["five"] == "timeout"
 
 
-def test_background_children_run_at_low_priority_in_their_own_session():
+@pytest.mark.parametrize("spawner", ["subprocess", "asyncio", "uvloop"])
+def test_background_children_run_at_low_priority_in_their_own_session(spawner: str, tmp_path):
     """A background job's ffmpeg leads its own session; under the kernel's autogroup scheduling
     that session's group competes with a viewer's encoder at equal weight unless the group's
-    nice is raised too — the hook sets both (and the parent-death signal)."""
+    nice is raised too — the hook sets both (and the parent-death signal), and never the
+    spawner's own group: uvloop runs the hook before its setsid, and the server's group went to
+    nice 19 (its event loop starved beside every encoder). Each case runs in a fresh process
+    that leads a session of its own, so its group's nice is its own to check."""
     import subprocess
-    from pathlib import Path
+    import sys
+    import textwrap
 
     from revenge.core.lifecycle.children import BACKGROUND_NICE, die_with_parent_hook
 
-    hook = die_with_parent_hook(BACKGROUND_NICE)
-    if hook is None:
-        pytest.skip("no prctl on this platform")
-    p = subprocess.Popen(["sleep", "5"], start_new_session=True, preexec_fn=hook)
-    try:
-        deadline = time.monotonic() + 5
-        stat = Path(f"/proc/{p.pid}/stat").read_text()
-        while "sleep" not in stat and time.monotonic() < deadline:  # until exec
-            time.sleep(0.01)
-            stat = Path(f"/proc/{p.pid}/stat").read_text()
-        assert int(stat.rsplit(")", 1)[1].split()[16]) == BACKGROUND_NICE  # field 19: nice
-        group = Path(f"/proc/{p.pid}/autogroup")
-        if group.exists():
-            assert group.read_text().split()[-1] == str(BACKGROUND_NICE)
-    finally:
-        p.kill()
-        p.wait()
+    if die_with_parent_hook(BACKGROUND_NICE) is None or not os.path.exists("/proc/self/autogroup"):
+        pytest.skip("no prctl or no autogroup scheduling here")
+    script = tmp_path / "spawn.py"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, json, os, subprocess, sys, time
+        from revenge.core.lifecycle.children import die_with_parent_hook
+        def group(pid):
+            return open(f"/proc/{{pid}}/autogroup").read().split()[-1]
+        def nice(pid):
+            stat = open(f"/proc/{{pid}}/stat").read()
+            return int(stat.rsplit(")", 1)[1].split()[16])
+        def until_exec(pid):
+            deadline = time.monotonic() + 5
+            while "sleep" not in open(f"/proc/{{pid}}/stat").read() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        async def spawn_async():
+            p = await asyncio.create_subprocess_exec("sleep", "5", start_new_session=True,
+                                                     preexec_fn=die_with_parent_hook({BACKGROUND_NICE}))
+            until_exec(p.pid)
+            out = (nice(p.pid), group(p.pid), os.getsid(p.pid) == p.pid, group(os.getpid()))
+            p.kill()
+            await p.wait()
+            return out
+        if "{spawner}" == "subprocess":
+            p = subprocess.Popen(["sleep", "5"], start_new_session=True, preexec_fn=die_with_parent_hook({BACKGROUND_NICE}))
+            until_exec(p.pid)
+            out = (nice(p.pid), group(p.pid), os.getsid(p.pid) == p.pid, group(os.getpid()))
+            p.kill()
+            p.wait()
+        elif "{spawner}" == "uvloop":
+            import uvloop
+            out = uvloop.run(spawn_async())
+        else:
+            out = asyncio.run(spawn_async())
+        print(json.dumps(out))
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                         start_new_session=True, cwd=os.getcwd())
+    assert res.returncode == 0, res.stderr
+    child_nice, child_group, leads_session, own_group = json.loads(res.stdout)
+    assert child_nice == BACKGROUND_NICE and child_group == str(BACKGROUND_NICE) and leads_session
+    assert own_group == "0", "the spawner's own scheduling group was niced"

@@ -35,8 +35,9 @@ _prctl = _load_prctl()
 def die_with_parent_hook(nice: int = 0) -> Callable[[], None] | None:
     """A ``preexec_fn`` for ``subprocess`` / ``asyncio.create_subprocess_exec`` (None where the
     platform has no prctl and no niceness is asked for). It runs in the child between fork and
-    exec, so it only makes system calls and compares two integers. ``nice`` > 0 lowers the
-    child's CPU priority by that much — the process's and, for a session leader, its autogroup's."""
+    exec, so it only makes system calls and compares integers. ``nice`` > 0 lowers the child's
+    CPU priority by that much — the process's and its session's autogroup's (the child leads a
+    session of its own for that: callers with ``nice`` > 0 pass ``start_new_session`` anyway)."""
     if _prctl is None and nice <= 0:
         return None
     parent = os.getpid()
@@ -49,9 +50,18 @@ def die_with_parent_hook(nice: int = 0) -> Callable[[], None] | None:
                 os._exit(1)
         if nice > 0:
             os.nice(nice)
-            # the child leads a session of its own (start_new_session runs before this hook), and
             # with the kernel's autogroup scheduling every session is a group of equal weight
-            # whatever its members' nice values: the group's own nice is what lowers its share
+            # whatever its members' nice values: the group's own nice is what lowers its share.
+            # /proc/self/autogroup is the group of the session the child is in *now*: the
+            # standard library calls setsid (start_new_session) before this hook, but uvloop runs
+            # the hook right after fork and libuv's setsid later — written then, it niced the
+            # server's own group to 19 and starved its event loop beside every encoder. So the
+            # child leads its own session first (libuv's later setsid fails harmlessly)
+            if os.getsid(0) != os.getpid():
+                try:
+                    os.setsid()
+                except OSError:
+                    return  # not a session of its own: the server's group must keep its share
             try:
                 fd = os.open("/proc/self/autogroup", os.O_WRONLY)
                 try:

@@ -218,6 +218,7 @@ class Encoder(PartWaiter):
         self.speed: float | None = None
         self.out_seconds = 0.0
         self.suspended = False
+        self.yielded = False         # suspended while a viewer waits for a video (priority.ViewerFirst)
         self.stopping = False
         self.init_seen = False
         # cluster only (cluster/coordinator.py): a halted encoder publishes nothing more and stops;

@@ -20,6 +20,7 @@ from ...resilience.errors import BulkheadError, CircuitOpenError, DependencyErro
 from ..cache.memory import MemorySegmentCache
 from ..decision import VideoVariant
 from .local import Encoder, EncoderFailed, Job
+from .priority import ViewerFirst
 
 log = logging.getLogger("revenge.transcode")
 
@@ -92,7 +93,7 @@ class EncoderManager:
                  bulkhead: Bulkhead, lookahead: int, idle_seconds: float, kill_grace: float,
                  max_ahead: int = 20, remote: Any | None = None,
                  source_url_for: Callable[[Job], str] | None = None, poll_interval: float = 0.2,
-                 disk: Any | None = None) -> None:
+                 disk: Any | None = None, background: Any | None = None) -> None:
         self.disk = disk
         # cluster.md §4 (cluster/coordinator.py), set by the runtime only when it has a cluster
         self.coordinator: Any | None = None
@@ -113,6 +114,7 @@ class EncoderManager:
         self.kill_grace = kill_grace
         self.max_ahead = max_ahead
         self._slots: dict[str, _Slot] = {}
+        self.viewer_first = ViewerFirst(self._slots.values, background)
         self._final_playlists: OrderedDict[str, str] = OrderedDict()  # finished remuxers' playlists
         self._running = 0
         self._watching: dict[str, str] = {}   # session id → identity of the video variant it requested last
@@ -193,6 +195,8 @@ class EncoderManager:
                 task.add_done_callback(self._writes.discard)
             while len(slot.recent) > 8:
                 slot.recent.pop(next(iter(slot.recent)))
+            if n is not None and self.viewer_first.active:
+                self.viewer_first.published(slot, n)
         return publish
 
     def validators(self, job: Job, part: str, data: bytes) -> tuple[str, float]:
@@ -451,7 +455,7 @@ class EncoderManager:
     async def _get(self, job: Job, slot: _Slot, part: str, n: int | None, started: float, deadline: float) -> bytes:
         timeout = deadline - started
         enc = slot.encoder
-        if isinstance(enc, Encoder) and enc.suspended and enc.alive and (
+        if isinstance(enc, Encoder) and enc.suspended and not enc.yielded and enc.alive and (
                 n is None or job.kind == "remux" or enc.start <= n <= enc.next + self.lookahead):
             try:  # a viewer waits: take a slot back, pre-empting lower-value work if needed
                 await self._resume(job, slot, enc, deadline, "resume")
@@ -475,7 +479,14 @@ class EncoderManager:
                 # the first one (the playlist is computed so), and a copy started at n would not
                 enc = await self._start(job, slot, 0 if job.kind == "remux" else n, reason, deadline)
         try:
-            ok = await enc.wait_for(n, timeout - (time.monotonic() - started))
+            remaining = timeout - (time.monotonic() - started)
+            ready = enc.init_seen if n is None else enc.next > n
+            if not ready and isinstance(enc, Encoder) and encode_cost(job) > 0:
+                # the viewer who waits goes first: background work and audio run ahead stop meanwhile
+                with self.viewer_first.waiting(slot, enc.start if n is None else n):
+                    ok = await enc.wait_for(n, remaining)
+            else:
+                ok = await enc.wait_for(n, remaining)
         except CircuitOpenError as exc:
             self.m.segment_wait.labels("error").observe(time.monotonic() - started)
             raise TranscoderUnavailable(exc.retry_after) from None
@@ -662,7 +673,7 @@ class EncoderManager:
             ahead = enc.next - max(slot.furthest, enc.start)
             if not enc.suspended and ahead > self.max_ahead:
                 enc.suspend()  # far ahead of every viewer: stop burning CPU until they catch up
-            elif enc.suspended and ahead <= self.max_ahead // 2 and isinstance(enc, Encoder):
+            elif enc.suspended and not enc.yielded and ahead <= self.max_ahead // 2 and isinstance(enc, Encoder):
                 await self._resume(enc.job, slot, enc, None, "reap")  # never waits nor pre-empts
 
     async def stop_all(self) -> None:
