@@ -101,6 +101,11 @@ class Instruments:
             "revenge_encoder_preemptions_total", "Encoders suspended to make room for a request a viewer waits on.",
             ["victim"], registry=r,
         )
+        self.viewer_first = Counter(
+            "revenge_viewer_first_yields_total", "Work stopped while a viewer waited for a video segment being "
+            "encoded here: an audio encoder run ahead of it (audio), the background jobs' ffmpeg (background).",
+            ["work"], registry=r,
+        )
         self.transcode_duration = Histogram(
             "revenge_transcode_duration_seconds", "Time to produce one segment.", ["backend", "kind"],
             buckets=BUCKETS_B, registry=r,

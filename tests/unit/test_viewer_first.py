@@ -60,8 +60,8 @@ def test_background_processes_stop_while_held_and_go_on_after_the_delay(sleeper)
         bw = BackgroundWork(resume_delay=0.2)
         first, late = sleeper(), sleeper()
         bw.add(first)
-        bw.hold()
-        bw.hold()  # two viewers wait
+        paused_some = bw.hold()
+        again = bw.hold()  # two viewers wait
         stopped = await until(lambda: state(first) == "T")
         bw.add(late)  # started while held: stopped at once
         late_stopped = await until(lambda: state(late) == "T")
@@ -79,9 +79,10 @@ def test_background_processes_stop_while_held_and_go_on_after_the_delay(sleeper)
         bw.close()  # shutdown: nothing stays stopped
         closed = await until(lambda: state(first) != "T")
         bw.discard(first)
-        return stopped, late_stopped, still, held_through_delay, resumed, rehold, closed, bw.pauses
+        return stopped, late_stopped, still, held_through_delay, resumed, rehold, closed, bw.pauses, (paused_some, again)
 
-    stopped, late_stopped, still, held_through, resumed, rehold, closed, pauses = asyncio.run(main())
+    stopped, late_stopped, still, held_through, resumed, rehold, closed, pauses, holds = asyncio.run(main())
+    assert holds == (True, False)  # the first hold stopped a running process, the second nothing new
     assert stopped and late_stopped
     assert still == "T" and held_through == "T"
     assert resumed
@@ -133,12 +134,13 @@ def test_audio_and_background_work_yield_while_the_video_is_waited_for(tmp_path:
             data = await wait
             after_wait = await until(lambda: not aenc.suspended and state(job_pid) != "T")
             went_on = await until(lambda: aenc.next > still[1])
-            return yielded, during, still, len(data), after_wait, went_on, mgr.viewer_first.yields
+            counted = (m.viewer_first.labels("audio").get(), m.viewer_first.labels("background").get())
+            return yielded, during, still, len(data), after_wait, went_on, counted
         finally:
             await mgr.stop_all()
             bw.discard(job_pid)
 
-    yielded, during, still, size, after_wait, went_on, yields = asyncio.run(main())
+    yielded, during, still, size, after_wait, went_on, counted = asyncio.run(main())
     assert yielded, "the audio encoder was never stopped for the waiting video"
     video_done, suspended, audio_state, job_state, made = during
     assert not video_done, "the video segment came before the audio got to segment 2: no wait to test"
@@ -146,7 +148,8 @@ def test_audio_and_background_work_yield_while_the_video_is_waited_for(tmp_path:
     assert made >= 3  # it made the segment the video waits for before it stopped
     assert still == (False, made)
     assert size > 0
-    assert after_wait and went_on and yields >= 1
+    assert after_wait and went_on
+    assert counted[0] >= 1 and counted[1] == 1  # revenge_viewer_first_yields_total{work="audio"|"background"}
 
 
 def test_nothing_yields_when_no_video_is_waited_for(tmp_path: Path, film: Path, sleeper):
@@ -167,7 +170,7 @@ def test_nothing_yields_when_no_video_is_waited_for(tmp_path: Path, film: Path, 
             aenc = mgr._slots[audio.identity].encoder
             ran = await until(lambda: aenc.next >= 8)
             data = await mgr.get(audio, "1", 10.0, "session")  # an audio request is not a video wait
-            return ran, aenc.suspended, state(job_pid), bw.pauses, len(data)
+            return ran, aenc.suspended, state(job_pid), bw.pauses + m.viewer_first.labels("audio").get(), len(data)
         finally:
             await mgr.stop_all()
             bw.discard(job_pid)

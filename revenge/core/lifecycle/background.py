@@ -72,18 +72,21 @@ class BackgroundWork:
         finally:
             self.discard(pgid)
 
-    def hold(self) -> None:
-        """A viewer waits for a segment being encoded: background processes stop now."""
+    def hold(self) -> bool:
+        """A viewer waits for a segment being encoded: background processes stop now. True when
+        this stopped any (they were running)."""
         with self._lock:
             self._holds += 1
             if self._resume_handle is not None:
                 self._resume_handle.cancel()
                 self._resume_handle = None
-            if not self._paused:
-                self._paused = True
-                self.pauses += 1
-                for pgid in self._groups:
-                    _signal_group(pgid, signal.SIGSTOP)
+            if self._paused:
+                return False
+            self._paused = True
+            self.pauses += 1
+            for pgid in self._groups:
+                _signal_group(pgid, signal.SIGSTOP)
+            return bool(self._groups)
 
     def release(self) -> None:
         """That wait is over; with no other, background processes go on ``resume_delay`` later."""

@@ -114,7 +114,7 @@ class EncoderManager:
         self.kill_grace = kill_grace
         self.max_ahead = max_ahead
         self._slots: dict[str, _Slot] = {}
-        self.viewer_first = ViewerFirst(self._slots.values, background)
+        self.viewer_first = ViewerFirst(self._slots.values, background, metrics.viewer_first)
         self._final_playlists: OrderedDict[str, str] = OrderedDict()  # finished remuxers' playlists
         self._running = 0
         self._watching: dict[str, str] = {}   # session id → identity of the video variant it requested last

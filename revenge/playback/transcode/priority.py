@@ -35,9 +35,13 @@ if TYPE_CHECKING:
 
 
 class ViewerFirst:
-    def __init__(self, slots: Callable[[], Iterable[Any]], background: "BackgroundWork | None" = None) -> None:
+    def __init__(self, slots: Callable[[], Iterable[Any]], background: "BackgroundWork | None" = None,
+                 counter: Any | None = None) -> None:
         self._slots = slots
         self.background = background
+        # revenge_viewer_first_yields_total{work}: children looked up once
+        self._count_audio = counter.labels("audio").inc if counter is not None else lambda: None
+        self._count_background = counter.labels("background").inc if counter is not None else lambda: None
         self._waits: dict[str, list[int]] = {}            # session id → video segments waited for
         self._yielded: dict[int, tuple[Encoder, Any]] = {}  # id(encoder) → (encoder, its slot)
         self.yields = 0  # audio encoders stopped for a waiting video (tests, logs)
@@ -52,8 +56,8 @@ class ViewerFirst:
         sessions = tuple(slot.refs)
         for sid in sessions:
             self._waits.setdefault(sid, []).append(n)
-        if self.background is not None:
-            self.background.hold()
+        if self.background is not None and self.background.hold():
+            self._count_background()
         try:
             for other in self._slots():
                 enc = other.encoder
@@ -103,3 +107,4 @@ class ViewerFirst:
                 enc.yielded = True
                 self._yielded[id(enc)] = (enc, slot)
                 self.yields += 1
+                self._count_audio()
