@@ -2,8 +2,10 @@
 track whose cues point into JPEG sprite sheets (immutable, versioned URLs), 404 until ready."""
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -49,6 +51,16 @@ def test_thumbnails_track_and_sprites(tmp_path, demo_media):
                 assert time.monotonic() < deadline and counts["failed"] == 0, counts
                 time.sleep(0.2)
             assert counts["succeeded"] == 3  # one per video of the demo library, none twice
+            # the jobs' ffmpeg ran at nice 19 in their own scheduling groups, never the server's:
+            # under uvloop the hook once niced the server's own autogroup (its loop starved)
+            import psutil
+
+            server = [srv.proc.pid] + [q.pid for q in psutil.Process(srv.proc.pid).children(recursive=True)
+                                       if q.name().startswith("python")]
+            if os.path.exists("/proc/self/autogroup"):
+                assert len(server) >= 2  # granian's main process and its worker
+                for pid in server:
+                    assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "0", pid
             c.post("/api/v1/library/scan")
             time.sleep(1.0)
             assert c.get("/api/v1/admin/jobs", params={"kind": "trickplay"}).json()["counts"]["succeeded"] == 3
