@@ -110,18 +110,25 @@ def jobs(source: Path) -> tuple[Job, Job]:
             Job("ident-audio", str(source), a, D, 30, "encode"))
 
 
+def session(tmp_path: Path, film: Path, sleeper) -> tuple[Instruments, BackgroundWork, EncoderManager, Job, Job, int]:
+    """An encoder manager with background work, one session's video and audio jobs attached,
+    and one running background process."""
+    m = Instruments(Registry())
+    bw = BackgroundWork(resume_delay=0.1)
+    mgr = EncoderManager(find_ffmpeg(), tmp_path / "work", MemorySegmentCache(MemoryCacheConfig(), m), m,
+                         Bulkhead("encoders", 2, 4, 30.0), lookahead=3, idle_seconds=60, kill_grace=1.0,
+                         max_ahead=40, background=bw)
+    video, audio = jobs(film)
+    for j in (video, audio):
+        mgr.attach(j, "session")
+    job_pid = sleeper()
+    bw.add(job_pid)
+    return m, bw, mgr, video, audio, job_pid
+
+
 def test_audio_and_background_work_yield_while_the_video_is_waited_for(tmp_path: Path, film: Path, sleeper):
     async def main():
-        m = Instruments(Registry())
-        bw = BackgroundWork(resume_delay=0.1)
-        mgr = EncoderManager(find_ffmpeg(), tmp_path / "work", MemorySegmentCache(MemoryCacheConfig(), m), m,
-                             Bulkhead("encoders", 2, 4, 30.0), lookahead=3, idle_seconds=60, kill_grace=1.0,
-                             max_ahead=40, background=bw)
-        video, audio = jobs(film)
-        for j in (video, audio):
-            mgr.attach(j, "session")
-        job_pid = sleeper()
-        bw.add(job_pid)
+        m, bw, mgr, video, audio, job_pid = session(tmp_path, film, sleeper)
         try:
             wait = asyncio.create_task(mgr.get(video, "2", 60.0, "session"))  # a viewer waits for segment 2
             await until(lambda: mgr.viewer_first.active)
@@ -158,16 +165,7 @@ def test_audio_and_background_work_yield_while_the_video_is_waited_for(tmp_path:
 
 def test_nothing_yields_when_no_video_is_waited_for(tmp_path: Path, film: Path, sleeper):
     async def main():
-        m = Instruments(Registry())
-        bw = BackgroundWork(resume_delay=0.1)
-        mgr = EncoderManager(find_ffmpeg(), tmp_path / "work", MemorySegmentCache(MemoryCacheConfig(), m), m,
-                             Bulkhead("encoders", 2, 4, 30.0), lookahead=3, idle_seconds=60, kill_grace=1.0,
-                             max_ahead=40, background=bw)
-        video, audio = jobs(film)
-        for j in (video, audio):
-            mgr.attach(j, "session")
-        job_pid = sleeper()
-        bw.add(job_pid)
+        m, bw, mgr, video, audio, job_pid = session(tmp_path, film, sleeper)
         try:
             await mgr.prewarm(video, 0)   # encoders run, nobody waits on them
             await mgr.prewarm(audio, 0)

@@ -44,14 +44,6 @@ class BackgroundWork:
         self._resume_handle: asyncio.TimerHandle | None = None
         self.pauses = 0  # how often background work was paused (tests, logs)
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @property
-    def running(self) -> int:
-        return len(self._groups)
-
     def add(self, pgid: int) -> None:
         """A background process (its process group) started; paused at once while a viewer waits."""
         with self._lock:

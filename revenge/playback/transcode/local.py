@@ -162,17 +162,17 @@ class PartWaiter:
             gone, self.on_gone = self.on_gone, None
             gone()
 
+    def has(self, n: int | None) -> bool:
+        """Segment ``n`` (``init`` when None) was published."""
+        return self.init_seen if n is None else self.next > n
+
     async def wait_for(self, n: int | None, timeout: float) -> bool:
         """True once segment ``n`` (or ``init`` when None) was published; False on timeout;
         raises when the producer failed or ended before producing it."""
         self.last_request = time.monotonic()
         deadline = time.monotonic() + timeout
-
-        def ready() -> bool:
-            return self.init_seen if n is None else self.next > n
-
         async with self._changed:
-            while not ready():
+            while not self.has(n):
                 if self.error is not None:
                     raise self.error
                 if self.finished or self.stopping:
@@ -183,7 +183,7 @@ class PartWaiter:
                 try:
                     await asyncio.wait_for(self._changed.wait(), remaining)
                 except asyncio.TimeoutError:
-                    return ready()
+                    return self.has(n)
         return True
 
 

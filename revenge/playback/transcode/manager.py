@@ -480,8 +480,7 @@ class EncoderManager:
                 enc = await self._start(job, slot, 0 if job.kind == "remux" else n, reason, deadline)
         try:
             remaining = timeout - (time.monotonic() - started)
-            ready = enc.init_seen if n is None else enc.next > n
-            if not ready and isinstance(enc, Encoder) and encode_cost(job) > 0:
+            if not enc.has(n) and isinstance(enc, Encoder) and encode_cost(job) > 0:
                 # the viewer who waits goes first: background work and audio run ahead stop meanwhile
                 with self.viewer_first.waiting(slot, enc.start if n is None else n):
                     ok = await enc.wait_for(n, remaining)

@@ -44,7 +44,6 @@ class ViewerFirst:
         self._count_background = counter.labels("background").inc if counter is not None else lambda: None
         self._waits: dict[str, list[int]] = {}            # session id → video segments waited for
         self._yielded: dict[int, tuple[Encoder, Any]] = {}  # id(encoder) → (encoder, its slot)
-        self.yields = 0  # audio encoders stopped for a waiting video (tests, logs)
 
     @property
     def active(self) -> bool:
@@ -74,7 +73,7 @@ class ViewerFirst:
             if self.background is not None:
                 self.background.release()
             for key, (enc, other) in list(self._yielded.items()):
-                if not enc.alive or self._holds_back(other, enc.next) is None:
+                if not enc.alive or not self._holds_back(other, enc.next):
                     del self._yielded[key]
                     enc.yielded = False
                     enc.resume()
@@ -86,25 +85,19 @@ class ViewerFirst:
         if self._waits and enc is not None:
             self._consider(slot, enc, n + 1)
 
-    def _holds_back(self, slot: Any, produced: int) -> int | None:
-        """The video segment an audio encoder that has made every segment before ``produced`` waits
-        for (the earliest its sessions wait for, when it has made that one), or None when it may go on."""
-        first = None
-        for sid in slot.refs:
-            waits = self._waits.get(sid)
-            if waits:
-                m = min(waits)
-                first = m if first is None else min(first, m)
-        return first if first is not None and produced > first else None
+    def _holds_back(self, slot: Any, produced: int) -> bool:
+        """An audio encoder that has made every segment before ``produced`` must wait: it has made
+        the earliest video segment one of its sessions waits for."""
+        waited = [n for sid in slot.refs for n in self._waits.get(sid, ())]
+        return bool(waited) and produced > min(waited)
 
     def _consider(self, slot: Any, enc: Any, produced: int) -> None:
         if (isinstance(enc, Encoder) and isinstance(enc.job.variant, AudioRendition) and enc.alive
-                and not enc.suspended and self._holds_back(slot, produced) is not None):
+                and not enc.suspended and self._holds_back(slot, produced)):
             enc.suspend()
             log.debug("audio encoder %s stopped at segment %d while a video segment is waited for", enc.job.name,
                       produced)
             if enc.suspended:
                 enc.yielded = True
                 self._yielded[id(enc)] = (enc, slot)
-                self.yields += 1
                 self._count_audio()
